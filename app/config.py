@@ -1,0 +1,175 @@
+"""Settings, read once from the environment (and an optional .env file).
+
+Every setting is named after its environment variable. A missing or invalid
+value fails at start with a message that names it, rather than at first use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+from sqlalchemy.engine import make_url
+
+ENVIRONMENTS = ("development", "test", "production")
+MIN_SECRET_LENGTH = 32
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _default_database_url() -> str:
+    """Builds the state database URL from the seed's DB_* variables when given."""
+    user = os.environ.get("DB_USER", "postgres")
+    password = os.environ.get("DB_PASSWORD", "")
+    auth = f"{user}:{password}" if password else user
+    host = os.environ.get("DB_HOST", "127.0.0.1")
+    port = os.environ.get("DB_PORT", "5432")
+    name = os.environ.get("DB_NAME", "provisioning")
+    return f"postgresql+psycopg2://{auth}@{host}:{port}/{name}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    APP_ENV: str = "development"
+    PORT: int = 3000
+    PUBLIC_BASE_URL: str = ""
+    DATABASE_URL: str = field(default_factory=_default_database_url)
+    TENANT_DATABASE_URL: str = ""
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    JWT_SECRET: str = ""
+    SECRETS_KEY: str = ""
+    RUN_DIR: str = str(PROJECT_ROOT / ".run")
+
+    MAX_PROVISIONING_TIME: float = 300.0
+    STEP_TIMEOUT: float = 60.0
+    STALL_TIMEOUT: float = 90.0
+    HEARTBEAT_INTERVAL: float = 5.0
+    SWEEP_INTERVAL: float = 15.0
+    RETRY_MAX: int = 3
+    RETRY_BASE: float = 1.0
+    RETRY_FACTOR: float = 2.0
+    RETRY_JITTER: float = 0.5
+    VALIDATION_RETRY_MAX: int = 6
+
+    PROVISION_RATE_LIMIT: str = "10 per hour"
+    API_RATE_LIMIT: str = "100 per minute"
+    REGIONS: tuple[str, ...] = ("us-east", "us-west", "eu-west", "eu-central", "ap-southeast")
+
+    CONTAINER_RUNTIME: str = "local"
+    GATEWAY_DRIVER: str = "caddy"
+    WORKFLOWS_DRIVER: str = "n8n"
+    OAUTH_DRIVER: str = "builtin"
+    CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
+    GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
+    N8N_URL: str = "http://127.0.0.1:5678"
+    N8N_API_KEY: str = ""
+    OAUTH_ISSUER: str = ""
+    OAUTH_TOKEN_TTL: int = 3600
+    RAILWAY_API_URL: str = "https://backboard.railway.com/graphql/v2"
+    RAILWAY_API_TOKEN: str = ""
+    RAILWAY_PROJECT_ID: str = ""
+    RAILWAY_ENVIRONMENT_ID: str = ""
+    RAILWAY_IMAGE: str = ""
+
+    FAULT_INJECTION_ENABLED: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.APP_ENV == "production"
+
+    @property
+    def base_url(self) -> str:
+        return (self.PUBLIC_BASE_URL or f"http://127.0.0.1:{self.PORT}").rstrip("/")
+
+    @property
+    def tenant_database_url(self) -> str:
+        """Tenants get a database of their own on the state database's server by
+        default, so a tenant role never even connects to the orchestrator's tables."""
+        if self.TENANT_DATABASE_URL:
+            return self.TENANT_DATABASE_URL
+        url = make_url(self.DATABASE_URL)
+        return url.set(database=f"{url.database}_tenants").render_as_string(hide_password=False)
+
+    @property
+    def n8n_api_key(self) -> str:
+        """N8N_API_KEY, or the key `scripts/n8n.sh setup` wrote into RUN_DIR."""
+        if self.N8N_API_KEY:
+            return self.N8N_API_KEY
+        key_file = Path(self.RUN_DIR) / "n8n-api-key"
+        return key_file.read_text().strip() if key_file.exists() else ""
+
+    @property
+    def oauth_issuer(self) -> str:
+        return (self.OAUTH_ISSUER or self.base_url).rstrip("/")
+
+
+def _coerce(name: str, raw: str, target: Any) -> Any:
+    try:
+        if target is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if target is int:
+            return int(raw)
+        if target is float:
+            return float(raw)
+        if target == tuple[str, ...]:
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a valid {target.__name__}") from exc
+    return raw
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Reads the environment (after .env) and validates the result."""
+    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    if "NODE_ENV" in os.environ and "APP_ENV" not in os.environ:
+        os.environ["APP_ENV"] = os.environ["NODE_ENV"]  # the seed's name for it
+    hints = {f.name: f.type for f in fields(Settings)}
+    types = {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": tuple[str, ...]}
+    values: dict[str, Any] = {
+        name: _coerce(name, os.environ[name], types[str(hint)])
+        for name, hint in hints.items()
+        if name in os.environ
+    }
+    values.update(overrides or {})
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    if settings.APP_ENV not in ENVIRONMENTS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    if len(settings.JWT_SECRET) < MIN_SECRET_LENGTH and settings.APP_ENV != "development":
+        raise ConfigError(f"JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters")
+    if not settings.SECRETS_KEY:
+        raise ConfigError("SECRETS_KEY must be set to a Fernet key (`make env` writes one to .env)")
+    if settings.is_production and settings.FAULT_INJECTION_ENABLED:
+        raise ConfigError("FAULT_INJECTION_ENABLED is a test-only setting; refusing it in production")
+    if settings.CONTAINER_RUNTIME not in ("local", "railway"):
+        raise ConfigError("CONTAINER_RUNTIME must be 'local' or 'railway'")
+    for name in ("STEP_TIMEOUT", "MAX_PROVISIONING_TIME", "STALL_TIMEOUT", "RETRY_BASE"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if not settings.REGIONS:
+        raise ConfigError("REGIONS must list at least one region")
+
+
+_current: Settings | None = None
+
+
+def install(settings: Settings) -> None:
+    """Makes ``settings`` the process-wide settings (done by create_app)."""
+    global _current
+    _current = settings
+
+
+def current() -> Settings:
+    if _current is None:
+        raise RuntimeError("settings not loaded: call create_app() first")
+    return _current

@@ -1,0 +1,33 @@
+"""How the domain asks for work to be queued, without knowing about Celery.
+
+``tasks.canvas.CeleryDispatcher`` is the implementation; messages are sent only
+after the transaction that bumped the job's generation has committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class Dispatcher(Protocol):
+    def forward(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None: ...
+
+    def rollback(self, job_id: uuid.UUID, generation: int) -> None: ...
+
+    def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None: ...
+
+
+_current: Dispatcher | None = None
+
+
+def install(dispatcher: Dispatcher) -> None:
+    global _current
+    _current = dispatcher
+
+
+def current() -> Dispatcher:
+    if _current is None:
+        raise RuntimeError("no dispatcher installed: call celery_init_app() first")
+    return _current

@@ -1,0 +1,194 @@
+"""Running one forward step of a provisioning job.
+
+The bookkeeping happens in short transactions around the provider call, never
+across it, so a slow component never holds a database transaction open.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.config import current as settings_of
+from app.domain import saga
+from app.domain.outcomes import Failed, Outcome, Proceed, RetryLater, Stale
+from app.domain.services import guards
+from app.domain.services.jobs import (
+    backoff,
+    department_context,
+    describe_error,
+    journal,
+    lock_job,
+    max_retries,
+    record_resources,
+    step_record,
+    transition,
+)
+from app.domain.states import DepartmentStatus, JobState, StepStatus
+from app.persistence.database import db
+from app.persistence.models import ProvisioningJob, utcnow
+from app.providers.base import DepartmentContext, TransientProviderError
+from app.providers.registry import provider
+
+
+@dataclass(frozen=True)
+class StartedStep:
+    step_id: int
+    attempt: int
+    context: DepartmentContext
+    budget: float
+    timeout_reason: str
+
+
+def run_forward_step(
+    job_id: uuid.UUID, generation: int, step_name: str, settings: Settings
+) -> Outcome:
+    with guards.job_lock(job_id) as locked:
+        if not locked:
+            return Stale("another worker is acting on this job")
+        started = _start(job_id, generation, step_name)
+        if not isinstance(started, StartedStep):
+            return started
+        try:
+            with guards.heartbeat(job_id, started.step_id, settings.HEARTBEAT_INTERVAL), \
+                    guards.time_limit(started.budget, started.timeout_reason):
+                outputs = provider(settings, saga.step(step_name).provider).create(started.context)
+        except TransientProviderError as exc:
+            return _after_transient_error(job_id, step_name, exc, settings)
+        except Exception as exc:
+            return fail_step(job_id, step_name, describe_error(exc))
+        return _complete(job_id, step_name, outputs)
+
+
+def _start(job_id: uuid.UUID, generation: int, step_name: str) -> StartedStep | Outcome:
+    with db.transaction() as session:
+        job = lock_job(session, job_id)
+        refusal = _refusal(job, generation, step_name)
+        if refusal is not None or job is None:
+            return refusal or Stale("job not found")
+        job.started_at = job.started_at or utcnow()
+        remaining = (job.deadline_at - utcnow()).total_seconds() if job.deadline_at else 1e9
+        if remaining <= 0:
+            return _fail_in(session, job, step_name, _job_timeout_reason(job))
+        return _mark_running(session, job, step_name, remaining)
+
+
+def _job_timeout_reason(job: ProvisioningJob) -> str:
+    limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
+    return f"job exceeded MAX_PROVISIONING_TIME={limit:g}s"
+
+
+def _refusal(job: ProvisioningJob | None, generation: int, step_name: str) -> Outcome | None:
+    """Why this message must not run the step, if it must not."""
+    if job is None:
+        return Stale("job not found")
+    if job.generation != generation:
+        return Stale(f"generation {generation} superseded by {job.generation}")
+    if job.state in (JobState.COMPLETED, JobState.FAILED, JobState.ROLLING_BACK):
+        return Stale(f"job is {job.state}")
+    record = step_record(job, step_name)
+    if record.status == StepStatus.COMPLETED:
+        # A redelivered message: go on only if its successor has not started,
+        # so that one duplicate cannot fork the chain.
+        later = saga.steps_after(step_name)
+        successor = step_record(job, later[0].name) if later else None
+        if successor is None or successor.status == StepStatus.PENDING:
+            return Proceed()
+        return Stale("step already completed")
+    return None
+
+
+def _mark_running(
+    session: Session, job: ProvisioningJob, step_name: str, remaining: float
+) -> StartedStep:
+    definition = saga.step(step_name)
+    transition(session, job, definition.state)
+    record = step_record(job, step_name)
+    record.status = StepStatus.IN_PROGRESS
+    record.attempts += 1
+    record.started_at = record.started_at or utcnow()
+    record.heartbeat_at = utcnow()
+    journal(session, job, "INFO", f"{definition.description} (attempt {record.attempts})", step_name)
+    if remaining < job.step_timeout:
+        budget, reason = remaining, _job_timeout_reason(job)
+    else:
+        budget, reason = job.step_timeout, f"step exceeded STEP_TIMEOUT={job.step_timeout:g}s"
+    session.flush()
+    return StartedStep(record.id, record.attempts, department_context(job, settings_of()),
+                       budget, f"{step_name} timed out on attempt {record.attempts}: {reason}")
+
+
+def _after_transient_error(
+    job_id: uuid.UUID, step_name: str, exc: Exception, settings: Settings
+) -> Outcome:
+    with db.transaction() as session:
+        job = lock_job(session, job_id)
+        assert job is not None
+        record = step_record(job, step_name)
+        retries_left = max_retries(saga.step(step_name), settings) - (record.attempts - 1)
+        if retries_left <= 0:
+            reason = f"gave up after {record.attempts} attempts: {describe_error(exc)}"
+            return _fail_in(session, job, step_name, reason)
+        countdown = backoff(record.attempts, settings)
+        record.error = describe_error(exc)
+        job.last_activity_at = utcnow() + timedelta(seconds=countdown)
+        record.heartbeat_at = job.last_activity_at
+        journal(session, job, "WARNING",
+                f"attempt {record.attempts} failed ({record.error}); retrying in {countdown:g}s",
+                step_name)
+        return RetryLater(countdown, record.error)
+
+
+def fail_step(job_id: uuid.UUID, step_name: str, reason: str) -> Outcome:
+    with db.transaction() as session:
+        job = lock_job(session, job_id)
+        if job is None:
+            return Stale("job not found")
+        return _fail_in(session, job, step_name, reason)
+
+
+def _fail_in(session: Session, job: ProvisioningJob, step_name: str, reason: str) -> Outcome:
+    """Records the failure and moves the job to ROLLING_BACK in one transaction,
+    so the database says "roll back" even if the errback message is lost."""
+    record = step_record(job, step_name)
+    record.status = StepStatus.FAILED
+    record.error = reason
+    record.finished_at = utcnow()
+    job.error = {"step": step_name, "attempt": record.attempts, "message": reason}
+    journal(session, job, "ERROR", f"step {step_name} failed: {reason}", step_name)
+    transition(session, job, JobState.ROLLING_BACK)
+    return Failed(reason)
+
+
+def _complete(job_id: uuid.UUID, step_name: str, outputs: dict[str, Any]) -> Outcome:
+    with db.transaction() as session:
+        job = lock_job(session, job_id)
+        assert job is not None
+        record = step_record(job, step_name)
+        record.status = StepStatus.COMPLETED
+        record.finished_at = utcnow()
+        record.outputs = outputs
+        record.error = None
+        definition = saga.step(step_name)
+        if definition.has_resources:
+            record_resources(job.department, step_name, outputs)
+        journal(session, job, "INFO", f"{definition.description}: done", step_name)
+        if not saga.steps_after(step_name):
+            _finish_provisioning(session, job)
+        return Proceed()
+
+
+def _finish_provisioning(session: Session, job: ProvisioningJob) -> None:
+    transition(session, job, JobState.COMPLETED)
+    job.completed_at = utcnow()
+    department = job.department
+    department.status = DepartmentStatus.ACTIVE
+    resources = department.resources or {}
+    department.deployment_url = resources.get("configure_gateway", {}).get("url")
+    department.container_url = resources.get("deploy_container", {}).get("url")
+    journal(session, job, "INFO", f"department {department.department_id} is ACTIVE")

@@ -1,0 +1,35 @@
+"""Live health of one department: the same checks the last saga step runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.config import Settings
+from app.domain.services.jobs import context_for
+from app.domain.services.queries import iso
+from app.persistence.database import db
+from app.persistence.models import Department, utcnow
+from app.providers.deployment_check import DeploymentCheckProvider
+from app.providers.registry import provider
+
+
+def department_health(department_id: str, settings: Settings) -> dict[str, Any] | None:
+    with db.transaction() as session:
+        department = session.scalar(
+            select(Department).where(Department.department_id == department_id)
+        )
+        if department is None:
+            return None
+        context = context_for(department, settings)
+    checker = provider(settings, "deployment_check")
+    assert isinstance(checker, DeploymentCheckProvider)
+    results = checker.run_checks(context)
+    return {
+        "departmentId": department_id,
+        "healthy": all(r.healthy for r in results),
+        "checks": [{"name": r.name, "healthy": r.healthy, "latency": r.latency_ms,
+                    "detail": r.detail} for r in results],
+        "lastCheck": iso(utcnow()),
+    }

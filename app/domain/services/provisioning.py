@@ -1,0 +1,206 @@
+"""Submitting work: provision, deprovision and retry requests become jobs.
+
+The job, its step records and the department change are written in one
+transaction; Celery messages go out only after it commits. If sending fails,
+the sweeper finds the PENDING job and dispatches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from datetime import timedelta
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import current as current_settings
+from app.domain import dispatch, saga
+from app.domain.services.jobs import journal, transition
+from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
+from app.persistence.database import db
+from app.persistence.models import (
+    Department,
+    IdempotencyRecord,
+    JobStep,
+    ProvisioningJob,
+    utcnow,
+)
+
+logger = logging.getLogger("provisioning")
+
+
+class Conflict(Exception):
+    """The request is valid but the department's state forbids it (HTTP 409)."""
+
+
+class NotFound(Exception):
+    pass
+
+
+class IdempotencyMismatch(Exception):
+    """The Idempotency-Key was used before for a different request (HTTP 422)."""
+
+
+@dataclass
+class Submission:
+    job_id: uuid.UUID
+    department_id: str
+    created: bool
+    state: str
+    replay: dict[str, Any] | None = field(default=None)
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def replay_for(key: str, payload: dict[str, Any]) -> IdempotencyRecord | None:
+    with db.transaction() as session:
+        record = session.get(IdempotencyRecord, key)
+        if record is not None and record.request_hash != request_hash(payload):
+            raise IdempotencyMismatch("Idempotency-Key was already used for a different request")
+        return record
+
+
+def remember_response(
+    key: str, payload: dict[str, Any], status: int, body: dict[str, Any], headers: dict[str, str]
+) -> None:
+    statement = insert(IdempotencyRecord).values(
+        key=key, request_hash=request_hash(payload), status_code=status, response=body,
+        headers=headers,
+    ).on_conflict_do_nothing()
+    with db.transaction() as session:
+        session.execute(statement)
+
+
+def submit_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
+    try:
+        submission = _record_provisioning(payload, actor)
+    except IntegrityError:
+        # Another API process created a job for this department at the same
+        # moment; the partial unique index let only one through. Report that one.
+        submission = _record_provisioning(payload, actor)
+    if submission.created:
+        _dispatch_safely(lambda: dispatch.current().forward(
+            submission.job_id, 1, saga.STEP_NAMES))
+    return submission
+
+
+def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
+    with db.transaction() as session:
+        department = _department_for_update(session, payload)
+        active = _active_job(session, department)
+        if active is not None:
+            if active.kind != "provision":
+                raise Conflict(f"department {department.department_id} is being deprovisioned")
+            return Submission(active.id, department.department_id, False, active.state)
+        if department.status == DepartmentStatus.ACTIVE:
+            raise Conflict(f"department {department.department_id} is already ACTIVE")
+        department.config = payload
+        department.department_name = payload["departmentName"]
+        department.status = DepartmentStatus.PROVISIONING
+        job = _new_job(session, department, "provision", payload, actor, saga.SAGA)
+        journal(session, job, "INFO", f"provisioning requested by {actor or 'unknown'}")
+        return Submission(job.id, department.department_id, True, job.state)
+
+
+def _department_for_update(session: Session, payload: dict[str, Any]) -> Department:
+    """Creates the department row if missing, then locks it: concurrent requests
+    for one department queue here instead of racing."""
+    session.execute(
+        insert(Department).values(
+            id=uuid.uuid4(), department_id=payload["departmentId"],
+            department_name=payload["departmentName"], status=DepartmentStatus.PROVISIONING,
+            config=payload, resources={},
+        ).on_conflict_do_nothing(index_elements=["department_id"])
+    )
+    department = session.scalar(
+        select(Department).where(Department.department_id == payload["departmentId"])
+        .with_for_update()
+    )
+    assert department is not None
+    return department
+
+
+def _active_job(session: Session, department: Department) -> ProvisioningJob | None:
+    return session.scalar(
+        select(ProvisioningJob).where(
+            ProvisioningJob.department_pk == department.id,
+            ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
+        )
+    )
+
+
+def _new_job(
+    session: Session, department: Department, kind: str, config: dict[str, Any],
+    actor: str | None, steps: tuple[saga.SagaStep, ...],
+) -> ProvisioningJob:
+    settings = current_settings()
+    job = ProvisioningJob(
+        department=department, kind=kind, state=JobState.PENDING, generation=1,
+        config=config, requested_by=actor, step_timeout=settings.STEP_TIMEOUT,
+        deadline_at=utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME)
+        if kind == "provision" else None,
+    )
+    session.add(job)
+    for position, definition in enumerate(steps):
+        job.steps.append(JobStep(position=position, name=definition.name,
+                                 action="create" if kind == "provision" else "delete",
+                                 status=StepStatus.PENDING, outputs={}))
+    session.flush()
+    return job
+
+
+def request_deprovision(department_id: str, actor: str | None) -> Submission:
+    with db.transaction() as session:
+        department = session.scalar(
+            select(Department).where(Department.department_id == department_id).with_for_update()
+        )
+        if department is None:
+            raise NotFound(f"department {department_id} not found")
+        active = _active_job(session, department)
+        if active is not None and active.kind == "deprovision":
+            return Submission(active.id, department_id, False, active.state)
+        if active is not None:
+            raise Conflict(f"department {department_id} has a provisioning job in flight")
+        if department.status == DepartmentStatus.DEPROVISIONED:
+            raise Conflict(f"department {department_id} is already deprovisioned")
+        steps = tuple(reversed(saga.RESOURCE_STEPS))
+        job = _new_job(session, department, "deprovision", department.config, actor, steps)
+        transition(session, job, JobState.DEPROVISIONING)
+        department.status = DepartmentStatus.DEPROVISIONING
+        journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
+        submission = Submission(job.id, department_id, True, job.state)
+    _dispatch_safely(lambda: dispatch.current().compensations(
+        submission.job_id, 1, [s.name for s in steps]))
+    return submission
+
+
+def retry_job(job_id: uuid.UUID, actor: str | None) -> Submission:
+    """A finished-and-failed job is retried as a new job of the same kind."""
+    with db.transaction() as session:
+        job = session.get(ProvisioningJob, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if job.state not in TERMINAL_STATES:
+            raise Conflict(f"job {job_id} is still {job.state}; the sweeper resumes stalled jobs")
+        if job.state == JobState.COMPLETED:
+            raise Conflict(f"job {job_id} completed; nothing to retry")
+        kind, config, department_id = job.kind, dict(job.config), job.department.department_id
+    if kind == "deprovision":
+        return request_deprovision(department_id, actor)
+    return submit_provisioning(config, actor)
+
+
+def _dispatch_safely(send: Any) -> None:
+    try:
+        send()
+    except Exception:
+        logger.exception("could not queue the job; the sweeper will dispatch it")
