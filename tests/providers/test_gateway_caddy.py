@@ -1,0 +1,347 @@
+"""CaddyGatewayProvider against a real Caddy (scripts/caddy.sh) and real upstreams.
+
+Caddy runs on dedicated test ports (admin 12019, gateway 18080) for the whole
+session; each test starts from the base config again.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from app.providers.base import ProviderError, TransientProviderError
+from app.providers.gateway_caddy import CaddyGatewayProvider
+from tests.support.caddy import CaddyInstance, Upstream, department
+
+ADMIN_PORT = 12019
+GATEWAY_PORT = 18080
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyInstance]:
+    if shutil.which("caddy") is None:
+        pytest.skip("caddy is not installed (apt-get install -y caddy)")
+    instance = CaddyInstance(ADMIN_PORT, GATEWAY_PORT, tmp_path_factory.mktemp("caddy-run"))
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def gateway(caddy: CaddyInstance) -> CaddyGatewayProvider:
+    caddy.reset()
+    return CaddyGatewayProvider(admin_url=caddy.admin_url, public_url=caddy.public_url)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Callable[[str], Upstream]]:
+    started: list[Upstream] = []
+
+    def start(dept: str) -> Upstream:
+        started.append(Upstream(dept).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def get(caddy: CaddyInstance, path: str) -> requests.Response:
+    return requests.get(f"{caddy.public_url}{path}", timeout=10)
+
+
+def raw_get(caddy: CaddyInstance, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", caddy.gateway_port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- create ------------------------------------------------------------------
+
+
+def test_create_proxies_through_gateway_and_strips_prefix(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    sales = upstream("sales")
+
+    outputs = gateway.create(department("sales", sales.address))
+
+    assert outputs == {
+        "routeId": "dept-sales",
+        "url": f"{caddy.public_url}/departments/sales/",
+        "upstream": sales.address,
+    }
+    response = get(caddy, "/departments/sales/hello?x=1")
+    assert response.status_code == 200
+    assert response.json() == {"dept": "sales", "path": "/hello?x=1"}
+    assert get(caddy, "/departments/sales").json()["path"] == "/"
+    assert requests.get(outputs["url"], timeout=10).json()["path"] == "/"
+
+
+def test_unknown_paths_get_the_fallback_404(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    sales = upstream("sales")
+    gateway.create(department("sales", sales.address))
+
+    for path in ("/departments/salesx/hello", "/departments/other/", "/"):
+        response = get(caddy, path)
+        assert response.status_code == 404, path
+        assert response.json() == {"error": "unknown department"}
+    # Sent verbatim (requests would normalise the dots away): Caddy cleans the
+    # path before matching, so ".." cannot climb out of a department's prefix.
+    status, body = raw_get(caddy, "/departments/sales/../other/x")
+    assert (status, json.loads(body)) == (404, {"error": "unknown department"})
+    assert sales.paths == []
+
+
+def test_create_twice_leaves_exactly_one_route(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    context = department("sales", upstream("sales").address)
+
+    first = gateway.create(context)
+    second = gateway.create(context)
+
+    assert first == second
+    assert caddy.count_id("dept-sales") == 1
+    assert get(caddy, "/departments/sales/a").status_code == 200
+
+
+def test_create_with_new_upstream_replaces_the_route(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    old, new = upstream("sales-v1"), upstream("sales-v2")
+    gateway.create(department("sales", old.address))
+
+    outputs = gateway.create(department("sales", new.address))
+
+    assert outputs["upstream"] == new.address
+    assert caddy.count_id("dept-sales") == 1
+    assert get(caddy, "/departments/sales/x").json() == {"dept": "sales-v2", "path": "/x"}
+    assert old.paths == []
+
+
+def test_create_collapses_duplicates_left_by_a_race(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    context = department("sales", upstream("sales").address)
+    gateway.create(context)
+    # Caddy 2.6.2 accepts a second object with the same @id, as two racing
+    # creates would leave behind.
+    route = requests.get(f"{caddy.admin_url}/id/dept-sales", timeout=10).json()
+    routes_url = f"{caddy.admin_url}/config/apps/http/servers/gateway/routes/0"
+    requests.put(routes_url, json=route, timeout=10).raise_for_status()
+    assert caddy.count_id("dept-sales") == 2
+
+    gateway.create(context)
+
+    assert caddy.count_id("dept-sales") == 1
+
+
+def test_create_works_when_routes_array_is_empty(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    # Caddy answers PUT routes/0 on an empty array with a 500; create must not.
+    requests.delete(f"{caddy.admin_url}/id/gateway-fallback", timeout=10).raise_for_status()
+
+    gateway.create(department("sales", upstream("sales").address))
+
+    assert get(caddy, "/departments/sales/ok").json()["path"] == "/ok"
+
+
+def test_create_without_upstream_is_permanent_error(gateway: CaddyGatewayProvider) -> None:
+    with pytest.raises(ProviderError, match="upstream") as info:
+        gateway.create(department("sales"))
+    assert not isinstance(info.value, TransientProviderError)
+
+
+@pytest.mark.parametrize(
+    "bad_upstream",
+    [
+        "",
+        "localhost",
+        "localhost:0",
+        "localhost:70000",
+        "{http.request.header.X}:80",
+        "a b:80",
+        8080,
+    ],
+)
+def test_create_refuses_malformed_upstream(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, bad_upstream: object
+) -> None:
+    context = department("sales")
+    context.resources["deploy_container"] = {"upstream": bad_upstream}
+
+    with pytest.raises(ProviderError, match="invalid upstream"):
+        gateway.create(context)
+    assert caddy.count_id("dept-sales") == 0
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["Sales", "s", "sales/../admin", "sales\n", "-sales", "a" * 32, "sales_x", ""]
+)
+def test_invalid_department_ids_are_refused_everywhere(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, bad_id: str
+) -> None:
+    before = caddy.config()
+
+    for operation in (gateway.create, gateway.delete, gateway.check):
+        with pytest.raises(ProviderError, match="invalid departmentId"):
+            operation(department(bad_id, "127.0.0.1:9"))
+
+    assert caddy.config() == before
+
+
+# -- delete ------------------------------------------------------------------
+
+
+def test_delete_removes_route_and_is_idempotent(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    sales = upstream("sales")
+    gateway.create(department("sales", sales.address))
+    assert get(caddy, "/departments/sales/before").status_code == 200
+
+    gateway.delete(department("sales"))  # nothing but the id
+
+    assert caddy.count_id("dept-sales") == 0
+    response = get(caddy, "/departments/sales/after")
+    assert response.status_code == 404
+    assert response.json() == {"error": "unknown department"}
+    assert sales.paths == ["/before"]
+    gateway.delete(department("sales"))
+
+
+def test_delete_removes_every_duplicate(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    gateway.create(department("sales", upstream("sales").address))
+    route = requests.get(f"{caddy.admin_url}/id/dept-sales", timeout=10).json()
+    routes_url = f"{caddy.admin_url}/config/apps/http/servers/gateway/routes/0"
+    requests.put(routes_url, json=route, timeout=10).raise_for_status()
+
+    gateway.delete(department("sales"))
+
+    assert caddy.count_id("dept-sales") == 0
+
+
+def test_delete_against_something_that_is_not_caddy_admin_fails(caddy: CaddyInstance) -> None:
+    # The gateway port answers 404 too, but that must not pass for "route absent".
+    wrong = CaddyGatewayProvider(admin_url=caddy.public_url, public_url=caddy.public_url)
+
+    with pytest.raises(ProviderError, match="404"):
+        wrong.delete(department("sales"))
+
+
+# -- check -------------------------------------------------------------------
+
+
+def test_check_follows_the_route(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    sales = upstream("sales")
+    context = department("sales", sales.address)
+
+    missing = gateway.check(context)
+    gateway.create(context)
+    present = gateway.check(context)
+    by_id_only = gateway.check(department("sales"))
+    stale = gateway.check(department("sales", "127.0.0.1:9"))
+    gateway.delete(context)
+    deleted = gateway.check(context)
+
+    assert (missing.name, missing.healthy) == ("gateway_route", False)
+    assert present.healthy, present.detail
+    assert present.data == {"routeId": "dept-sales", "upstreams": [sales.address]}
+    assert present.latency_ms >= 0
+    assert by_id_only.healthy
+    assert not stale.healthy
+    assert "expected 127.0.0.1:9" in stale.detail
+    assert not deleted.healthy
+    assert "missing" in deleted.detail
+
+
+# -- the admin API failing -----------------------------------------------------
+
+
+def test_admin_api_down_is_transient() -> None:
+    down = CaddyGatewayProvider(
+        admin_url=f"http://127.0.0.1:{unused_port()}", public_url="http://127.0.0.1:1"
+    )
+    context = department("sales", "127.0.0.1:9")
+
+    with pytest.raises(TransientProviderError):
+        down.create(context)
+    with pytest.raises(TransientProviderError):
+        down.delete(context)
+    result = down.check(context)
+    assert not result.healthy
+    assert "admin API" in result.detail
+
+
+def test_admin_api_answering_5xx_is_transient(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider
+) -> None:
+    # A real 502: the "admin API" sits behind a gateway route whose upstream is gone.
+    gateway.create(department("broken", f"127.0.0.1:{unused_port()}"))
+    behind_proxy = CaddyGatewayProvider(
+        admin_url=f"{caddy.public_url}/departments/broken", public_url=caddy.public_url
+    )
+
+    with pytest.raises(TransientProviderError, match="502"):
+        behind_proxy.create(department("sales", "127.0.0.1:9"))
+
+
+# -- several departments -------------------------------------------------------
+
+
+def test_two_departments_coexist(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    sales, hr = upstream("sales"), upstream("hr-team")
+    gateway.create(department("sales", sales.address))
+    gateway.create(department("hr-team", hr.address))
+
+    assert get(caddy, "/departments/sales/q").json() == {"dept": "sales", "path": "/q"}
+    assert get(caddy, "/departments/hr-team/q").json() == {"dept": "hr-team", "path": "/q"}
+
+    gateway.delete(department("sales"))
+
+    assert get(caddy, "/departments/sales/q").status_code == 404
+    assert get(caddy, "/departments/hr-team/q").json()["dept"] == "hr-team"
+    assert gateway.check(department("hr-team", hr.address)).healthy
+
+
+# -- scripts/caddy.sh ------------------------------------------------------------
+
+
+def test_script_start_is_idempotent_and_status_reports(caddy: CaddyInstance) -> None:
+    again = caddy.script("start")
+    status = caddy.script("status")
+
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    assert status.returncode == 0
+    assert "running" in status.stdout
