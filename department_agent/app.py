@@ -1,0 +1,162 @@
+"""WSGI factory for the reference department agent.
+
+Configuration comes only from the environment:
+
+``AGENT_DEPARTMENT_ID``, ``AGENT_DEPARTMENT_NAME``, ``AGENT_CONFIG_JSON``,
+``AGENT_DATABASE_URL`` (tenant role with its own password),
+``AGENT_DATABASE_SCHEMA`` (optional; defaults to ``<id with - as _>_tenant``),
+``AGENT_OAUTH_TOKEN_URL``, ``AGENT_OAUTH_CLIENT_ID``, ``AGENT_OAUTH_CLIENT_SECRET``.
+
+Serve with ``gunicorn 'department_agent.app:create_app()'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from flask import Flask, jsonify
+from werkzeug.wrappers import Response
+
+from department_agent.checks import Redactor, check_database, check_oauth
+
+REQUIRED_VARIABLES = (
+    "AGENT_DEPARTMENT_ID",
+    "AGENT_DATABASE_URL",
+    "AGENT_OAUTH_TOKEN_URL",
+    "AGENT_OAUTH_CLIENT_ID",
+    "AGENT_OAUTH_CLIENT_SECRET",
+)
+
+
+class AgentConfigError(RuntimeError):
+    """The environment does not describe a runnable agent; fail at start, not later."""
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    department_id: str
+    department_name: str
+    config: dict[str, Any]
+    database_schema: str
+    oauth_token_url: str
+    oauth_client_id: str
+    # repr=False keeps credentials out of tracebacks and debug logs.
+    database_url: str = field(repr=False)
+    oauth_client_secret: str = field(repr=False)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> AgentSettings:
+        missing = [name for name in REQUIRED_VARIABLES if not environ.get(name)]
+        if missing:
+            raise AgentConfigError(f"missing environment variables: {', '.join(missing)}")
+        department_id = environ["AGENT_DEPARTMENT_ID"]
+        return cls(
+            department_id=department_id,
+            department_name=environ.get("AGENT_DEPARTMENT_NAME") or department_id,
+            config=_parse_config(environ.get("AGENT_CONFIG_JSON") or "{}"),
+            database_schema=environ.get("AGENT_DATABASE_SCHEMA")
+            or f"{department_id.replace('-', '_')}_tenant",
+            oauth_token_url=environ["AGENT_OAUTH_TOKEN_URL"],
+            oauth_client_id=environ["AGENT_OAUTH_CLIENT_ID"],
+            database_url=environ["AGENT_DATABASE_URL"],
+            oauth_client_secret=environ["AGENT_OAUTH_CLIENT_SECRET"],
+        )
+
+    def redactor(self) -> Redactor:
+        return Redactor([self.oauth_client_secret, self.database_url, _url_password(self)])
+
+
+def _url_password(settings: AgentSettings) -> str:
+    password = urlsplit(settings.database_url).password
+    return unquote(password) if password else ""
+
+
+def _parse_config(raw: str) -> dict[str, Any]:
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise AgentConfigError(f"AGENT_CONFIG_JSON is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise AgentConfigError("AGENT_CONFIG_JSON must be a JSON object")
+    return config
+
+
+def enabled_names(items: Any) -> list[str]:
+    """Names of enabled entries, whichever shape the department config uses.
+
+    Accepted: ``["a", "b"]``, ``[{"name": "a", "enabled": false}]`` and
+    ``{"a": true, "b": {"enabled": false}}``. Entries are on unless disabled.
+    """
+    if isinstance(items, Mapping):
+        return [str(name) for name, value in items.items() if _is_enabled(value)]
+    if isinstance(items, list):
+        return [name for item in items if (name := _entry_name(item)) and _is_enabled(item)]
+    return []
+
+
+def _entry_name(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, Mapping):
+        return str(item.get("name") or item.get("id") or item.get("key") or "")
+    return ""
+
+
+def _is_enabled(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Mapping):
+        return value.get("enabled", True) is not False
+    return value is not None
+
+
+def describe(settings: AgentSettings) -> dict[str, Any]:
+    """What the department runs; config values themselves are not echoed."""
+    return {
+        "departmentId": settings.department_id,
+        "name": settings.department_name,
+        "workflows": enabled_names(settings.config.get("workflows")),
+        "tools": enabled_names(settings.config.get("tools")),
+    }
+
+
+def run_health_checks(settings: AgentSettings) -> tuple[dict[str, Any], int]:
+    redact = settings.redactor()
+    checks = {
+        "database": check_database(settings.database_url, settings.database_schema, redact),
+        "oauth": check_oauth(
+            settings.oauth_token_url,
+            settings.oauth_client_id,
+            settings.oauth_client_secret,
+            redact,
+        ),
+    }
+    healthy = all(outcome.ok for outcome in checks.values())
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "departmentId": settings.department_id,
+        "checks": {name: outcome.as_dict() for name, outcome in checks.items()},
+    }
+    return body, 200 if healthy else 503
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    settings = AgentSettings.from_environ(os.environ if environ is None else environ)
+    app = Flask("department_agent")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    @app.get("/")
+    def index() -> Response:
+        return jsonify(describe(settings))
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        body, status = run_health_checks(settings)
+        return jsonify(body), status
+
+    return app

@@ -1,0 +1,145 @@
+"""The two things an agent must be able to do to be of any use.
+
+(a) reach its tenant schema with its own role and password, and (b) obtain an
+access token with its own OAuth client. Both are checked for real on every
+call; results carry no secret, and every message is redacted anyway because
+drivers and servers sometimes echo what they were given.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote_plus
+
+import psycopg2
+import requests
+from psycopg2 import sql
+
+CONNECT_TIMEOUT_SECONDS = 3
+STATEMENT_TIMEOUT_MS = 3000
+TOKEN_TIMEOUT = (3.05, 5.0)
+MAX_DETAIL_CHARS = 300
+
+
+class Redactor:
+    """Replaces known secret values in text that is about to leave the process."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first so a secret containing another is replaced whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:MAX_DETAIL_CHARS]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    ok: bool
+    latency_ms: float
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "latencyMs": self.latency_ms, "detail": self.detail, **self.data}
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def check_database(database_url: str, schema: str, redact: Redactor) -> CheckOutcome:
+    """Connect as the tenant role and prove the tenant schema is usable by it."""
+    start = time.perf_counter()
+    try:
+        connection = psycopg2.connect(
+            database_url,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            application_name="department-agent",
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        )
+    except psycopg2.Error as exc:
+        return CheckOutcome(False, _elapsed_ms(start), redact(f"connect failed: {exc}".strip()))
+    try:
+        detail, data = _probe_schema(connection, schema)
+    except psycopg2.Error as exc:
+        detail, data = redact(f"query failed: {exc}".strip()), {}
+    finally:
+        connection.close()
+    return CheckOutcome(not detail, _elapsed_ms(start), detail, data)
+
+
+def _probe_schema(connection: Any, schema: str) -> tuple[str, dict[str, Any]]:
+    """Return ("", data) when usable, else (reason, {}).
+
+    information_schema.schemata only lists schemas the current role owns or
+    holds a privilege on, and current_schema() is NULL without USAGE, so this
+    proves access without depending on any table name.
+    """
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "select 1 from information_schema.schemata where schema_name = %s", (schema,)
+        )
+        if cursor.fetchone() is None:
+            return f"schema {schema} does not exist or is not visible to this role", {}
+        cursor.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        cursor.execute("select current_user, current_schema()")
+        role, current = cursor.fetchone()
+    if current != schema:
+        return f"role {role} has no USAGE on schema {schema}", {}
+    return "", {"role": role, "schema": current}
+
+
+def basic_auth_header(client_id: str, client_secret: str) -> str:
+    """RFC 6749 §2.3.1: both parts are form-urlencoded before base64."""
+    raw = f"{quote_plus(client_id)}:{quote_plus(client_secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def check_oauth(
+    token_url: str, client_id: str, client_secret: str, redact: Redactor
+) -> CheckOutcome:
+    """Obtain a token with the client_credentials grant; never report the token."""
+    start = time.perf_counter()
+    try:
+        response = requests.post(
+            token_url,
+            data={"grant_type": "client_credentials"},
+            headers={
+                "Authorization": basic_auth_header(client_id, client_secret),
+                "Accept": "application/json",
+            },
+            timeout=TOKEN_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        detail = redact(f"token request failed: {exc.__class__.__name__}: {exc}")
+        return CheckOutcome(False, _elapsed_ms(start), detail)
+    detail, data = _read_token_response(response)
+    return CheckOutcome(not detail, _elapsed_ms(start), redact(detail), data)
+
+
+def _read_token_response(response: requests.Response) -> tuple[str, dict[str, Any]]:
+    """Return ("", data) for a valid RFC 6749 §5.1 response, else (reason, data)."""
+    data: dict[str, Any] = {"httpStatus": response.status_code}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return f"token endpoint answered {response.status_code} without a JSON object", data
+    if response.status_code != 200:
+        # §5.2 error responses name the problem in "error"; that is safe to show.
+        error = body.get("error", "unknown_error")
+        return f"token endpoint answered {response.status_code}: {error}", data
+    token, token_type = body.get("access_token"), body.get("token_type")
+    if not isinstance(token, str) or not token:
+        return "token response has no access_token", data
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        return f"unexpected token_type {token_type!r}", data
+    data.update(tokenType=token_type, expiresIn=body.get("expires_in"))
+    return "", data
