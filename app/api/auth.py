@@ -1,0 +1,114 @@
+"""JWT bearer auth: who may do what.
+
+Claims: email, role (admin | department), departmentId (department tokens), exp.
+Admins may do everything; a department token may only read its own department.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, jsonify
+from flask.typing import ResponseReturnValue
+from flask_jwt_extended import JWTManager, create_access_token, get_jwt, verify_jwt_in_request
+
+ROLES = ("admin", "department")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Forbidden(Exception):
+    pass
+
+
+def init_auth(app: Flask, secret: str) -> None:
+    app.config.update(
+        JWT_SECRET_KEY=secret,
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],  # never "none", never asymmetric confusion
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ERROR_MESSAGE_KEY="message",
+        JWT_IDENTITY_CLAIM="sub",
+    )
+    manager = JWTManager(app)
+
+    def unauthorized(reason: str) -> ResponseReturnValue:
+        return jsonify(code=401, status="Unauthorized", message=reason), 401
+
+    manager.unauthorized_loader(unauthorized)
+    manager.invalid_token_loader(unauthorized)
+    manager.expired_token_loader(lambda _h, _p: unauthorized("Token has expired"))
+    manager.revoked_token_loader(lambda _h, _p: unauthorized("Token has been revoked"))
+    manager.needs_fresh_token_loader(lambda _h, _p: unauthorized("Fresh token required"))
+    manager.token_verification_failed_loader(lambda _h, _p: unauthorized("Invalid claims"))
+    manager.token_verification_loader(lambda _h, payload: _claims_complete(payload))
+
+    @app.errorhandler(Forbidden)
+    def forbidden(exc: Forbidden) -> ResponseReturnValue:
+        return jsonify(code=403, status="Forbidden", message=str(exc)), 403
+
+
+def _claims_complete(payload: dict[str, Any]) -> bool:
+    """A token missing its role, email or expiry is no token at all (401)."""
+    if not payload.get("email") or "exp" not in payload or "role" not in payload:
+        return False
+    return payload["role"] != "department" or bool(payload.get("departmentId"))
+
+
+def mint_token(email: str, role: str, department_id: str | None, ttl: timedelta) -> str:
+    claims: dict[str, Any] = {"email": email, "role": role}
+    if department_id:
+        claims["departmentId"] = department_id
+    return create_access_token(identity=email, additional_claims=claims, expires_delta=ttl)
+
+
+def current_claims() -> dict[str, Any]:
+    return dict(get_jwt())
+
+
+def _check_role(allowed: tuple[str, ...]) -> dict[str, Any]:
+    verify_jwt_in_request()
+    claims = current_claims()
+    if claims.get("role") not in ROLES:
+        raise Forbidden(f"unknown role {claims.get('role')!r}")
+    if claims["role"] not in allowed:
+        raise Forbidden(f"role {claims['role']!r} may not do this")
+    return claims
+
+
+def admin_required(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _check_role(("admin",))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def reader_required(view: F) -> F:
+    """Admins, or department tokens (the view narrows to their own department)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _check_role(ROLES)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def ensure_department_access(department_id: str) -> None:
+    claims = current_claims()
+    if claims.get("role") == "department" and claims.get("departmentId") != department_id:
+        raise Forbidden("this token is scoped to another department")
+
+
+def scoped_department() -> str | None:
+    """The only department a department token may see; None for admins."""
+    claims = current_claims()
+    return claims.get("departmentId") if claims.get("role") == "department" else None
+
+
+def actor() -> str | None:
+    return current_claims().get("email")

@@ -1,0 +1,124 @@
+"""Provisioning jobs: submit, watch, deprovision."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from flask_limiter.util import get_remote_address
+
+from app import config
+from app.api.auth import actor, admin_required, ensure_department_access, reader_required
+from app.api.limits import limiter
+from app.api.provisioning_schemas import (
+    DepartmentConfigSchema,
+    DeprovisionAcceptedSchema,
+    ProvisionAcceptedSchema,
+    ProvisionStatusSchema,
+)
+from app.domain.services import provisioning, queries
+
+blp = Blueprint("provisioning", __name__, url_prefix="/api",
+                description="Provision and deprovision departments, and follow their jobs")
+
+
+def status_url(job_id: uuid.UUID) -> str:
+    return f"{config.current().base_url}/api/provision-status/{job_id}"
+
+
+def accepted_body(submission: provisioning.Submission) -> dict[str, Any]:
+    settings = config.current()
+    message = ("Provisioning started" if submission.created
+               else "A provisioning job for this department is already in progress")
+    return {
+        "provisioningId": submission.job_id,
+        "departmentId": submission.department_id,
+        "status": submission.state.lower(),
+        "message": message,
+        "statusUrl": status_url(submission.job_id),
+        "deploymentUrl": f"{settings.GATEWAY_PUBLIC_URL.rstrip('/')}/departments/"
+                         f"{submission.department_id}/",
+        "dashboardUrl": f"{settings.base_url}/dashboard/{submission.department_id}",
+    }
+
+
+def _provision_limit() -> str:
+    return config.current().PROVISION_RATE_LIMIT
+
+
+@blp.route("/provision-department")
+class ProvisionDepartment(MethodView):
+    decorators = [admin_required, limiter.limit(_provision_limit, key_func=get_remote_address,
+                                                override_defaults=True)]
+
+    @blp.arguments(DepartmentConfigSchema)
+    @blp.response(202, ProvisionAcceptedSchema)
+    @blp.alt_response(409, description="The department is already ACTIVE")
+    def post(self, payload: dict[str, Any]) -> Any:
+        """Provision a department (asynchronous; follow statusUrl)
+
+        An `Idempotency-Key` header makes retries of this call safe: the same key
+        and body return the first response again.
+        """
+        key = request.headers.get("Idempotency-Key")
+        try:
+            replay = provisioning.replay_for(key, payload) if key else None
+        except provisioning.IdempotencyMismatch as exc:
+            abort(422, message=str(exc))
+        if replay is not None:
+            return replay.response, replay.status_code, replay.headers
+        try:
+            submission = provisioning.submit_provisioning(payload, actor())
+        except provisioning.Conflict as exc:
+            abort(409, message=str(exc))
+        body = ProvisionAcceptedSchema().dump(accepted_body(submission))
+        headers = {"Location": body["statusUrl"]}
+        if key:
+            provisioning.remember_response(key, payload, 202, body, headers)
+        return body, 202, headers
+
+
+@blp.route("/provision-status/<uuid:provisioning_id>")
+class ProvisionStatus(MethodView):
+    decorators = [reader_required, limiter.exempt]
+
+    @blp.response(200, ProvisionStatusSchema)
+    def get(self, provisioning_id: uuid.UUID) -> dict[str, Any]:
+        """A job's state, per-component progress, error and log"""
+        view = queries.job_view(provisioning_id, config.current())
+        if view is None:
+            abort(404, message=f"provisioning job {provisioning_id} not found")
+        ensure_department_access(view["departmentId"])
+        return view
+
+
+@blp.route("/deprovision/<string:department_id>")
+class Deprovision(MethodView):
+    decorators = [admin_required]
+
+    @blp.response(202, DeprovisionAcceptedSchema)
+    @blp.alt_response(404, description="Unknown department")
+    @blp.alt_response(409, description="A provisioning job is in flight, or already deprovisioned")
+    def delete(self, department_id: str) -> Any:
+        """Remove every resource of a department, in reverse order, as a tracked job"""
+        try:
+            submission = provisioning.request_deprovision(department_id, actor())
+        except provisioning.NotFound as exc:
+            abort(404, message=str(exc))
+        except provisioning.Conflict as exc:
+            abort(409, message=str(exc))
+        view = queries.job_view(submission.job_id, config.current()) or {}
+        progress = {k: v for k, v in view.get("progress", {}).items() if k != "percentage"}
+        body = {
+            "provisioningId": submission.job_id,
+            "departmentId": department_id,
+            "status": "DEPROVISIONING",
+            "message": "Deprovisioning started" if submission.created
+            else "Deprovisioning already in progress",
+            "statusUrl": status_url(submission.job_id),
+            "cleanupProgress": progress,
+        }
+        return body, 202, {"Location": body["statusUrl"]}

@@ -1,0 +1,63 @@
+"""Celery wiring, following Flask's examples/celery: every task runs in an app context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from flask import Flask
+
+from app.config import Settings
+from app.domain import dispatch
+from app.persistence.database import db
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.REDIS_URL,
+        "result_backend": settings.REDIS_URL,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        # A task message is acknowledged only when the task ends, and handed to
+        # another worker if the one running it dies.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Backstop only: steps enforce STEP_TIMEOUT themselves and record why.
+        "task_time_limit": int(settings.STEP_TIMEOUT + 30),
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "broker_connection_retry_on_startup": True,
+        "task_track_started": True,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "beat_schedule": {
+            "sweep-stalled-jobs": {"task": "provisioning.sweep", "schedule": settings.SWEEP_INTERVAL},
+        },
+    }
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    class FlaskTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(celery_config(settings))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+
+    import tasks  # registers the task modules
+    from tasks.canvas import CeleryDispatcher
+
+    tasks.register_all()
+    dispatch.install(CeleryDispatcher())
+    return celery_app
+
+
+@worker_process_init.connect
+def _dispose_inherited_connections(**_: object) -> None:
+    """A forked pool child must not reuse the sockets its parent opened."""
+    db.dispose()

@@ -1,0 +1,29 @@
+"""All canvas building in one place: forward chains and compensation chains."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from celery import chain
+
+from tasks.rollback import finish, rollback
+from tasks.steps import COMPENSATION_TASKS, STEP_TASKS
+
+
+class CeleryDispatcher:
+    def forward(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+        """Each step carries the rollback as its errback: a failure anywhere in
+        the chain starts the rollback, which reads what to undo from the DB."""
+        on_error = rollback.si(str(job_id), generation)
+        signatures = [STEP_TASKS[name].si(str(job_id), generation) for name in steps]
+        for signature in signatures:
+            signature.link_error(on_error)
+        chain(*signatures).apply_async()
+
+    def rollback(self, job_id: uuid.UUID, generation: int) -> None:
+        rollback.si(str(job_id), generation).apply_async()
+
+    def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+        signatures = [COMPENSATION_TASKS[name].si(str(job_id), generation) for name in steps]
+        chain(*signatures, finish.si(str(job_id), generation)).apply_async()

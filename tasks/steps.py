@@ -1,0 +1,54 @@
+"""One Celery task per saga step and one per compensation, generated from the
+saga definition so that the two can never disagree. Tasks carry ids only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import Ignore
+
+from app.config import current
+from app.domain import saga
+from app.domain.outcomes import Failed, Outcome, RetryLater, Stale
+from app.domain.services.compensation import run_compensation
+from app.domain.services.execution import run_forward_step
+
+
+class StepFailed(Exception):
+    """Raised so Celery marks the task failed and fires link_error (the rollback)."""
+
+
+def settle(task: Task, outcome: Outcome) -> str:
+    """Translates a domain outcome into what Celery understands."""
+    if isinstance(outcome, Stale):
+        raise Ignore()  # no result, no callbacks: the chain stops here
+    if isinstance(outcome, RetryLater):
+        raise task.retry(countdown=outcome.countdown, max_retries=None)
+    if isinstance(outcome, Failed):
+        raise StepFailed(outcome.reason)
+    return "ok"
+
+
+def _step_task(step_name: str) -> Task:
+    @shared_task(name=f"provisioning.step.{step_name}", bind=True)
+    def run(self: Task, job_id: str, generation: int) -> str:
+        return settle(self, run_forward_step(uuid.UUID(job_id), generation, step_name, current()))
+
+    return run
+
+
+def _compensation_task(definition: saga.SagaStep) -> Task:
+    @shared_task(name=f"provisioning.compensate.{definition.compensation}", bind=True)
+    def run(self: Task, job_id: str, generation: int) -> str:
+        outcome = run_compensation(uuid.UUID(job_id), generation, definition.name, current())
+        return settle(self, outcome)
+
+    return run
+
+
+STEP_TASKS: dict[str, Any] = {step.name: _step_task(step.name) for step in saga.SAGA}
+COMPENSATION_TASKS: dict[str, Any] = {
+    step.name: _compensation_task(step) for step in saga.RESOURCE_STEPS
+}
