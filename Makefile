@@ -1,0 +1,65 @@
+# The two commands a new user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONPATH := $(CURDIR)
+RUN_DIR ?= $(CURDIR)/.run
+export RUN_DIR
+
+.PHONY: demo up down test lint venv env services components migrate status bench
+
+venv: .venv/.installed
+.venv/.installed: requirements.txt
+	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
+	@[ -x $(PY) ] || python3.11 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+env: venv
+	@$(PY) scripts/make_env.py
+
+services:
+	@scripts/services.sh
+
+# Caddy (gateway) and n8n (workflows): the components the saga drives.
+components: services
+	@command -v caddy >/dev/null || { echo "Installing Caddy (Debian package)"; apt-get install -y -qq caddy >/dev/null || { apt-get update -qq && apt-get install -y -qq caddy >/dev/null; }; }
+	@scripts/caddy.sh start
+	@scripts/n8n.sh install start setup
+
+migrate: env services
+	@$(PY) scripts/ensure_databases.py
+	@.venv/bin/alembic upgrade head
+
+up: env components migrate
+	@scripts/stack.sh start
+	@$(MAKE) --no-print-directory status
+
+demo: up
+	@.venv/bin/flask provisioning provision examples/hr.json --wait || true
+	@$(MAKE) --no-print-directory status
+	@echo "Admin token (12h):"
+	@.venv/bin/flask token create --email admin@example.com --role admin --ttl 12h
+
+status:
+	@PORT=$${PORT:-3000}; echo; \
+	echo "API:        http://127.0.0.1:$$PORT/api"; \
+	echo "Swagger UI: http://127.0.0.1:$$PORT/api-docs"; \
+	echo "ReDoc:      http://127.0.0.1:$$PORT/redoc"; \
+	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555}"; \
+	echo "Gateway:    http://127.0.0.1:$${GATEWAY_PORT:-8080}/departments/<departmentId>/"; \
+	scripts/stack.sh status
+
+down:
+	@scripts/stack.sh stop
+	@$(PY) -m app.providers.container_local stop-all "$(RUN_DIR)" 2>/dev/null || true
+	@scripts/caddy.sh stop || true
+	@scripts/n8n.sh stop || true
+
+test: venv services
+	@command -v caddy >/dev/null || { apt-get update -qq && apt-get install -y -qq caddy >/dev/null; }
+	@scripts/n8n.sh install
+	.venv/bin/pytest -q
+
+lint: venv
+	.venv/bin/ruff check .

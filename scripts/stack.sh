@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The orchestrator's own processes: API (gunicorn), Celery worker, beat, Flower.
+#
+#   scripts/stack.sh start|stop|status
+#
+# Each runs in the background with a pidfile and log under $RUN_DIR. Settings
+# come from the environment and .env (read by the app itself).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+RUN_DIR="${RUN_DIR:-$ROOT/.run}"
+[[ "$RUN_DIR" = /* ]] || RUN_DIR="$ROOT/$RUN_DIR"
+VENV="${VENV:-$ROOT/.venv}"
+PORT="${PORT:-3000}"
+FLOWER_PORT="${FLOWER_PORT:-5555}"
+WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-8}"
+API_WORKERS="${API_WORKERS:-2}"
+mkdir -p "$RUN_DIR"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_one() {
+    local name="$1"; shift
+    if alive "$RUN_DIR/$name.pid"; then
+        log "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"
+        return
+    fi
+    setsid nohup "$@" >>"$RUN_DIR/$name.log" 2>&1 < /dev/null &
+    echo $! > "$RUN_DIR/$name.pid"
+    log "$name started (pid $!, log $RUN_DIR/$name.log)"
+}
+
+wait_http() {
+    local url="$1" name="$2"
+    for _ in $(seq 1 60); do
+        if "$VENV/bin/python" - "$url" <<'PY' 2>/dev/null; then return 0; fi
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2)
+PY
+        sleep 0.5
+    done
+    log "ERROR: $name did not answer at $url; see its log in $RUN_DIR"
+    return 1
+}
+
+start() {
+    start_one api "$VENV/bin/gunicorn" wsgi:app --bind "127.0.0.1:$PORT" \
+        --workers "$API_WORKERS" --threads 4 --timeout 60 --access-logfile - --name po-api
+    start_one worker "$VENV/bin/celery" -A celery_worker worker --loglevel INFO \
+        --concurrency "$WORKER_CONCURRENCY" --hostname "worker1@%h"
+    start_one beat "$VENV/bin/celery" -A celery_worker beat --loglevel INFO \
+        --schedule "$RUN_DIR/celerybeat-schedule"
+    start_one flower "$VENV/bin/celery" -A celery_worker flower --address=127.0.0.1 \
+        --port="$FLOWER_PORT"
+    wait_http "http://127.0.0.1:$PORT/openapi.json" api
+    wait_http "http://127.0.0.1:$FLOWER_PORT/" flower
+}
+
+stop_one() {
+    local name="$1" pidfile="$RUN_DIR/$1.pid"
+    if alive "$pidfile"; then
+        local pid; pid="$(cat "$pidfile")"
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+        log "$name stopped"
+    fi
+    rm -f "$pidfile"
+}
+
+stop() {
+    for name in flower beat worker api; do stop_one "$name"; done
+}
+
+status() {
+    for name in api worker beat flower; do
+        if alive "$RUN_DIR/$name.pid"; then echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"))"
+        else echo "$name: stopped"; fi
+    done
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
