@@ -1,0 +1,359 @@
+"""n8n workflows per department, driven through n8n's public REST API (/api/v1).
+
+Each catalogue workflow comes from ``n8n_templates/<name>.json``: an envelope
+``{"templateVersion": N, "description": ..., "workflow": {nodes, connections,
+settings}}``. The envelope exists because the public API rejects unknown fields
+on the workflow and its settings, so the version cannot ride along there; it is
+recorded instead in a marker in the trigger node's ``notes``, together with a
+hash of the rendered workflow, so ``create`` can tell whether an existing
+workflow already matches what it would create.
+
+A department's workflows are named ``<departmentId>:<workflow>`` and tagged
+``dept:<departmentId>`` (shortened with a hash when longer than n8n's 24
+character tag limit). Lookups use the tag first and the name prefix second,
+because a crash between creating and tagging leaves an untagged workflow.
+
+Config keys read: ``workflows`` (list of catalogue names), ``departmentName``
+(falls back to ``name``, then the id) and ``adminEmail`` (may be absent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from app.providers.base import (
+    CheckResult,
+    DepartmentContext,
+    ProviderError,
+    Stopwatch,
+    TransientProviderError,
+)
+from app.providers.http import request
+
+CATALOGUE = ("email", "google_drive", "google_calendar", "database", "notifications")
+DEFAULT_TEMPLATES_DIR = Path(__file__).with_name("n8n_templates")
+DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
+PLACEHOLDER = re.compile(r"\{\{po:([A-Za-z]+)\}\}")
+MARKER_PREFIX = "provisioning-orchestrator:"
+TAG_MAX_LENGTH = 24  # n8n's column limit; longer names fail with a misleading 409
+PAGE_LIMIT = 250  # the public API's maximum page size
+# Fixed namespace so a department's webhook ids are stable across retries.
+WEBHOOK_NAMESPACE = uuid.UUID("8d4c3f2e-5b7a-4e61-9f0d-2a6b1c9e7d35")
+# Trigger types that cannot be activated (they only run from the editor).
+MANUAL_TRIGGERS = frozenset({"n8n-nodes-base.manualTrigger"})
+
+Workflow = dict[str, Any]
+
+
+def validate_department_id(department_id: str) -> str:
+    if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
+        raise ProviderError(f"invalid departmentId {department_id!r}")
+    return department_id
+
+
+def department_tag(department_id: str) -> str:
+    tag = f"dept:{department_id}"
+    if len(tag) <= TAG_MAX_LENGTH:
+        return tag
+    digest = hashlib.sha256(department_id.encode()).hexdigest()[:8]
+    return f"dept:{department_id[:10]}~{digest}"
+
+
+def workflow_name(department_id: str, workflow: str) -> str:
+    return f"{department_id}:{workflow}"
+
+
+def render(value: Any, values: dict[str, str]) -> Any:
+    """Fill ``{{po:key}}`` placeholders inside the parsed template's strings.
+
+    Working on parsed values means a quote or backslash in a department name
+    can never break the JSON. n8n evaluates any string starting with ``=`` as
+    an expression, so placeholders are refused inside expressions, and a value
+    that would turn a plain string into one is refused too (no code injection).
+    """
+    if isinstance(value, dict):
+        return {key: render(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, values) for item in value]
+    if not isinstance(value, str) or not PLACEHOLDER.search(value):
+        return value
+    if value.startswith("="):
+        raise ProviderError(f"template places a placeholder inside an n8n expression: {value!r}")
+
+    def substitute(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise ProviderError(f"template uses unknown placeholder {{{{po:{key}}}}}")
+        return values[key]
+
+    rendered = PLACEHOLDER.sub(substitute, value)
+    if rendered.startswith("="):
+        raise ProviderError(f"value {rendered[:40]!r} would be evaluated as an n8n expression")
+    return rendered
+
+
+def is_activatable(body: Workflow) -> bool:
+    """True when the workflow has a trigger n8n can run on its own."""
+    for node in body.get("nodes", []):
+        node_type = node.get("type", "")
+        if node_type in MANUAL_TRIGGERS:
+            continue
+        if node_type.endswith(("Trigger", ".webhook")):
+            return True
+    return False
+
+
+def marker_of(workflow: Workflow) -> str | None:
+    for node in workflow.get("nodes", []):
+        notes = node.get("notes") or ""
+        if notes.startswith(MARKER_PREFIX):
+            return notes
+    return None
+
+
+def oldest_first(workflows: list[Workflow], name: str) -> list[Workflow]:
+    """Live workflows with this exact name, in an order every job agrees on."""
+    matches = [w for w in workflows if w["name"] == name and not w.get("isArchived")]
+    return sorted(matches, key=lambda w: (w.get("createdAt", ""), w["id"]))
+
+
+class N8nWorkflowProvider:
+    name = "workflows"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        templates_dir: Path | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._api = base_url.rstrip("/") + "/api/v1"
+        self._headers = {"X-N8N-API-KEY": api_key, "Accept": "application/json"}
+        self._templates_dir = templates_dir or DEFAULT_TEMPLATES_DIR
+        self._session = session or requests.Session()
+
+    # ------------------------------------------------------------ Provider API
+
+    def create(self, context: DepartmentContext) -> dict[str, Any]:
+        department_id = validate_department_id(context.department_id)
+        wanted = self._wanted(context.config)
+        bodies = {wf: self._build(context, wf) for wf in wanted}  # fail before any call
+        tag = self._ensure_tag(department_tag(department_id))
+        existing = self._department_workflows(department_id)
+        ids = {wf: self._converge(department_id, bodies[wf], tag, existing) for wf in wanted}
+        keep = set(ids.values())
+        for workflow in existing:
+            if workflow["id"] not in keep:
+                self._delete_workflow(workflow["id"])
+        return {"workflows": ids}
+
+    def delete(self, context: DepartmentContext) -> None:
+        department_id = validate_department_id(context.department_id)
+        for workflow in self._department_workflows(department_id):
+            self._delete_workflow(workflow["id"])
+        tag = self._find_tag(department_tag(department_id))
+        if tag is not None:
+            self._call("DELETE", f"/tags/{tag['id']}", allow_status=frozenset({404}))
+
+    def check(self, context: DepartmentContext) -> CheckResult:
+        watch = Stopwatch()
+        try:
+            department_id = validate_department_id(context.department_id)
+            wanted = self._wanted(context.config)
+            existing = self._department_workflows(department_id)
+        except ProviderError as exc:
+            return CheckResult(
+                name="n8n_workflows",
+                healthy=False,
+                latency_ms=watch.elapsed_ms,
+                detail=str(exc),
+                data={"error": type(exc).__name__},
+            )
+        problems, states = self._inspect(department_id, wanted, existing)
+        return CheckResult(
+            name="n8n_workflows",
+            healthy=not problems,
+            latency_ms=watch.elapsed_ms,
+            detail="; ".join(problems) or f"{len(wanted)} workflow(s) present and active",
+            data={"workflows": states},
+        )
+
+    # ------------------------------------------------------------ templates
+
+    def _wanted(self, config: dict[str, Any]) -> list[str]:
+        names = config.get("workflows", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ProviderError("config.workflows must be a list of workflow names")
+        unknown = sorted(set(names) - set(CATALOGUE))
+        if unknown:
+            raise ProviderError(f"unknown workflow(s) {unknown}; catalogue: {list(CATALOGUE)}")
+        return list(dict.fromkeys(names))  # de-duplicate, keep order
+
+    def _load_template(self, workflow: str) -> dict[str, Any]:
+        path = self._templates_dir / f"{workflow}.json"
+        try:
+            template = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ProviderError(f"cannot read n8n template {path}: {exc}") from exc
+        if not isinstance(template.get("templateVersion"), int) or "workflow" not in template:
+            raise ProviderError(f"{path} lacks templateVersion or workflow")
+        return template
+
+    def _build(self, context: DepartmentContext, workflow: str) -> Workflow:
+        """Rendered request body, its trigger node carrying the version marker."""
+        template = self._load_template(workflow)
+        department_id = context.department_id
+        values = {
+            "departmentId": department_id,
+            "departmentName": str(
+                context.config.get("departmentName") or context.config.get("name") or department_id
+            ),
+            "adminEmail": str(context.config.get("adminEmail") or ""),
+            "workflow": workflow,
+            "templateVersion": str(template["templateVersion"]),
+            "webhookPath": f"{department_id}-{workflow}",
+            "webhookId": str(uuid.uuid5(WEBHOOK_NAMESPACE, f"{department_id}:{workflow}")),
+        }
+        rendered = render(template["workflow"], values)
+        body: Workflow = {
+            "name": workflow_name(department_id, workflow),
+            "nodes": rendered["nodes"],
+            "connections": rendered["connections"],
+            "settings": rendered.get("settings", {}),
+        }
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        marker = f"{MARKER_PREFIX} {workflow} template v{template['templateVersion']} #{digest}"
+        body["nodes"][0]["notes"] = marker
+        return body
+
+    # ------------------------------------------------------------ convergence
+
+    def _converge(
+        self, department_id: str, body: Workflow, tag: dict[str, Any], existing: list[Workflow]
+    ) -> str:
+        """Make exactly one workflow with this name exist, tagged, current, active."""
+        same_name = oldest_first(existing, body["name"])
+        if not same_name:
+            self._call("POST", "/workflows", json=body)
+            # Jobs racing for the same department may each have created one; as
+            # every job keeps the oldest, they all converge on the same workflow.
+            same_name = oldest_first(self._department_workflows(department_id), body["name"])
+        current, *duplicates = same_name
+        for duplicate in duplicates:
+            self._delete_workflow(duplicate["id"])
+        tag_ids = [t["id"] for t in current.get("tags") or []]
+        if marker_of(current) != marker_of(body):
+            current = self._call("PUT", f"/workflows/{current['id']}", json=body).json()
+        self._ensure_workflow_tag(str(current["id"]), tag_ids, tag)
+        # The public API's PUT re-publishes an already active workflow, so only
+        # new or deactivated ones need the activate call.
+        if is_activatable(body) and not current.get("active"):
+            self._activate(str(current["id"]))
+        return str(current["id"])
+
+    def _activate(self, workflow_id: str) -> None:
+        path = f"/workflows/{workflow_id}"
+        response = self._call("POST", f"{path}/activate", allow_status=frozenset({400}))
+        if response.ok:
+            return
+        # A racing job activating the same workflow makes ours fail with "path
+        # already taken"; that is success if the workflow did end up active.
+        if not self._call("GET", path).json().get("active"):
+            raise ProviderError(f"activating n8n workflow {workflow_id}: {response.text[:300]}")
+
+    def _ensure_workflow_tag(
+        self, workflow_id: str, tag_ids: list[str], tag: dict[str, Any]
+    ) -> None:
+        if tag["id"] in tag_ids:
+            return
+        # PUT replaces the whole tag list, so keep tags someone else added.
+        payload = [{"id": tag_id} for tag_id in [*tag_ids, tag["id"]]]
+        path = f"/workflows/{workflow_id}/tags"
+        if self._call("PUT", path, json=payload, allow_status=frozenset({404})).ok:
+            return
+        # n8n answers 404 "Some tags not found" for any database error, which
+        # includes two jobs tagging the same workflow at once: look again.
+        current = self._call("GET", path, allow_status=frozenset({404}))
+        if current.ok and tag["id"] in {t["id"] for t in current.json()}:
+            return
+        raise TransientProviderError(f"tagging n8n workflow {workflow_id} raced; retry")
+
+    def _inspect(
+        self, department_id: str, wanted: list[str], existing: list[Workflow]
+    ) -> tuple[list[str], dict[str, dict[str, Any]]]:
+        by_name = {w["name"]: w for w in existing if not w.get("isArchived")}
+        problems: list[str] = []
+        states: dict[str, dict[str, Any]] = {}
+        for wf in wanted:
+            found = by_name.get(workflow_name(department_id, wf))
+            if found is None:
+                problems.append(f"{wf}: missing")
+                states[wf] = {"exists": False, "active": False}
+                continue
+            states[wf] = {"exists": True, "id": found["id"], "active": bool(found.get("active"))}
+            if not found.get("active"):
+                problems.append(f"{wf}: inactive ({found['id']})")
+        return problems, states
+
+    # ------------------------------------------------------------ n8n calls
+
+    def _call(
+        self, method: str, path: str, *, allow_status: frozenset[int] = frozenset(), **kwargs: Any
+    ) -> requests.Response:
+        return request(
+            self._session,
+            method,
+            self._api + path,
+            allow_status=allow_status,
+            headers=self._headers,
+            **kwargs,
+        )
+
+    def _paged(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        query = {**params, "limit": PAGE_LIMIT}
+        while True:
+            page = self._call("GET", path, params=query).json()
+            items.extend(page.get("data", []))
+            if not page.get("nextCursor"):
+                return items
+            query["cursor"] = page["nextCursor"]
+
+    def _department_workflows(self, department_id: str) -> list[Workflow]:
+        """Workflows tagged for the department or named with its prefix."""
+        prefix = f"{department_id}:"
+        tagged = self._paged("/workflows", {"tags": department_tag(department_id)})
+        # n8n's name filter is a SQL LIKE '%name%' (and '_' is a wildcard), so
+        # re-check the prefix exactly to leave e.g. "presales:email" alone.
+        named = [
+            w for w in self._paged("/workflows", {"name": prefix}) if w["name"].startswith(prefix)
+        ]
+        return list({w["id"]: w for w in [*tagged, *named]}.values())
+
+    def _delete_workflow(self, workflow_id: str) -> None:
+        self._call("DELETE", f"/workflows/{workflow_id}", allow_status=frozenset({404}))
+
+    def _find_tag(self, name: str) -> dict[str, Any] | None:
+        # The tags endpoint has no name filter; departments are few enough to page.
+        return next((t for t in self._paged("/tags", {}) if t["name"] == name), None)
+
+    def _ensure_tag(self, name: str) -> dict[str, Any]:
+        tag = self._find_tag(name)
+        if tag is not None:
+            return tag
+        created = self._call("POST", "/tags", json={"name": name}, allow_status=frozenset({409}))
+        if created.status_code != 409:
+            return created.json()
+        # Another job created it between our read and write: read it back.
+        tag = self._find_tag(name)
+        if tag is None:
+            raise ProviderError(f"n8n refused tag {name!r} (409) but does not list it")
+        return tag
