@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 from sqlalchemy.engine import make_url
@@ -49,8 +50,14 @@ CREATE TABLE IF NOT EXISTS tenant_settings (
     value JSONB NOT NULL
 );
 """
-# psycopg2 errors that mean "try again": the server went away or is overloaded.
-TRANSIENT_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# psycopg2 errors that mean "try again": the server went away, is overloaded,
+# or another transaction got in the way.
+TRANSIENT_ERRORS = (
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+)
 
 
 def schema_name(context: DepartmentContext) -> str:
@@ -103,7 +110,9 @@ class PostgresTenantProvider:
         context.secrets.put(PASSWORD_SECRET, password)
         schema, role = schema_name(context), role_name(context)
         with self._admin() as conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"tenant:{role}",))
+            # One lock for all tenants: concurrent REVOKEs on the shared public
+            # schema fail with "tuple concurrently updated", and a create is quick.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('tenant-database-setup'))")
             self._upsert_role(cur, role, password)
             cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
             cur.execute(

@@ -60,6 +60,10 @@ class FaultyProvider:
         self._injector = injector
         self.name = inner.name
 
+    @property
+    def inner(self) -> Provider:
+        return self._inner
+
     def _before(self, context: DepartmentContext, op: str) -> dict[str, Any] | None:
         spec = self._injector.take(context.department_id, f"{self.name}.{op}")
         if spec is None:

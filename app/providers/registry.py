@@ -71,14 +71,21 @@ def providers(settings: Settings) -> dict[str, Provider]:
         "workflows": _workflows(settings),
         "gateway": _gateway(settings),
     }
-    if settings.FAULT_INJECTION_ENABLED:
-        injector = FaultInjector(settings.REDIS_URL)
+    injector = FaultInjector(settings.REDIS_URL) if settings.FAULT_INJECTION_ENABLED else None
+    if injector is not None:
         built = {name: FaultyProvider(p, injector) for name, p in built.items()}
-    built["deployment_check"] = DeploymentCheckProvider(
-        [built[name] for name in COMPONENTS_CHECKED]
-    )
+    checker: Provider = DeploymentCheckProvider([built[name] for name in COMPONENTS_CHECKED])
+    built["deployment_check"] = FaultyProvider(checker, injector) if injector else checker
     return built
 
 
 def provider(settings: Settings, name: str) -> Provider:
     return providers(settings)[name]
+
+
+def checks_provider(settings: Settings) -> DeploymentCheckProvider:
+    """The checks themselves, unwrapped: health reports never go through faults."""
+    checker = providers(settings)["deployment_check"]
+    inner = checker.inner if isinstance(checker, FaultyProvider) else checker
+    assert isinstance(inner, DeploymentCheckProvider)
+    return inner

@@ -80,7 +80,7 @@ def _start(job_id: uuid.UUID, generation: int, step_name: str) -> StartedStep | 
 
 def _job_timeout_reason(job: ProvisioningJob) -> str:
     limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
-    return f"job exceeded MAX_PROVISIONING_TIME={limit:g}s"
+    return f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s"
 
 
 def _refusal(job: ProvisioningJob | None, generation: int, step_name: str) -> Outcome | None:

@@ -11,8 +11,7 @@ from app.domain.services.jobs import context_for
 from app.domain.services.queries import iso
 from app.persistence.database import db
 from app.persistence.models import Department, utcnow
-from app.providers.deployment_check import DeploymentCheckProvider
-from app.providers.registry import provider
+from app.providers.registry import checks_provider
 
 
 def department_health(department_id: str, settings: Settings) -> dict[str, Any] | None:
@@ -23,9 +22,7 @@ def department_health(department_id: str, settings: Settings) -> dict[str, Any] 
         if department is None:
             return None
         context = context_for(department, settings)
-    checker = provider(settings, "deployment_check")
-    assert isinstance(checker, DeploymentCheckProvider)
-    results = checker.run_checks(context)
+    results = checks_provider(settings).run_checks(context)
     return {
         "departmentId": department_id,
         "healthy": all(r.healthy for r in results),

@@ -84,7 +84,7 @@ def _decide(job_id: uuid.UUID, settings: Settings) -> SweepAction | None:
 
 def _time_out(session: Session, job: ProvisioningJob) -> None:
     limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
-    fail_running_step(session, job, f"job exceeded MAX_PROVISIONING_TIME={limit:g}s")
+    fail_running_step(session, job, f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s")
 
 
 def _resume(session: Session, job: ProvisioningJob, resume_from: str | None) -> SweepAction:
