@@ -49,7 +49,7 @@ class DepartmentConfigSchema(Schema):
 
     departmentId = fields.String(
         required=True,
-        validate=validate.Regexp(DEPARTMENT_ID, error="Must match ^[a-z][a-z0-9-]{1,30}$."),
+        validate=validate.Regexp(DEPARTMENT_ID, error="Must match ^[a-z][a-z0-9-]{{1,30}}$."),
         metadata={"example": "hr"},
     )
     departmentName = fields.String(

@@ -1,0 +1,53 @@
+"""Settings fail at start, naming the setting, rather than at first use."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+
+from app.config import ConfigError, load_settings
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other tests export their settings; these tests start from nothing."""
+    from dataclasses import fields
+
+    from app.config import Settings
+
+    for field in fields(Settings):
+        monkeypatch.delenv(field.name, raising=False)
+    monkeypatch.setattr("app.config.load_dotenv", lambda *a, **k: False)
+
+
+GOOD = {"JWT_SECRET": "j" * 40, "SECRETS_KEY": Fernet.generate_key().decode(), "APP_ENV": "test"}
+
+
+def test_good_settings_load() -> None:
+    settings = load_settings(GOOD)
+    assert settings.STEP_TIMEOUT == 60 and settings.MAX_PROVISIONING_TIME == 300
+    assert settings.tenant_database_url.endswith("_tenants")
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"JWT_SECRET": "short"}, "JWT_SECRET"),
+    ({"SECRETS_KEY": ""}, "SECRETS_KEY"),
+    ({"APP_ENV": "staging"}, "APP_ENV"),
+    ({"APP_ENV": "production", "FAULT_INJECTION_ENABLED": True}, "FAULT_INJECTION_ENABLED"),
+    ({"CONTAINER_RUNTIME": "docker"}, "CONTAINER_RUNTIME"),
+    ({"STEP_TIMEOUT": 0}, "STEP_TIMEOUT"),
+])
+def test_bad_settings_are_refused_by_name(overrides: dict[str, object], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings({**GOOD, **overrides})
+
+
+def test_environment_values_are_parsed_and_bad_numbers_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STEP_TIMEOUT", "12.5")
+    monkeypatch.setenv("REGIONS", "a, b")
+    settings = load_settings(GOOD)
+    assert settings.STEP_TIMEOUT == 12.5 and settings.REGIONS == ("a", "b")
+    monkeypatch.setenv("STEP_TIMEOUT", "soon")
+    with pytest.raises(ConfigError, match="STEP_TIMEOUT"):
+        load_settings(GOOD)
