@@ -46,8 +46,11 @@ def _openapi_settings() -> dict[str, Any]:
         "OPENAPI_REDOC_URL": "/static/redoc/redoc.standalone.js",
         "API_SPEC_OPTIONS": {
             "security": [{"bearerAuth": []}],
-            "components": {"securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
         },
     }
 

@@ -33,7 +33,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "worker_send_task_events": True,
         "beat_schedule": {
-            "sweep-stalled-jobs": {"task": "provisioning.sweep", "schedule": settings.SWEEP_INTERVAL},
+            "sweep-stalled-jobs": {
+                "task": "provisioning.sweep",
+                "schedule": settings.SWEEP_INTERVAL,
+            },
         },
     }
 

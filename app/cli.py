@@ -115,7 +115,9 @@ def retry_command(job: str) -> None:
         submission = provisioning.retry_job(_job_id(job), _cli_actor())
     except (provisioning.Conflict, provisioning.NotFound) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"job {submission.job_id} for {submission.department_id}: {submission.state.lower()}")
+    click.echo(
+        f"job {submission.job_id} for {submission.department_id}: {submission.state.lower()}"
+    )
 
 
 @provisioning_cli.command("cleanup")
@@ -138,8 +140,10 @@ def sweep_command() -> None:
     """Resume or roll back stalled jobs once (what the beat sweeper does)."""
     actions = sweep(config.current())
     for action in actions:
-        click.echo(f"{action.action}: job {action.job_id} (generation {action.generation}) "
-                   f"steps {', '.join(action.steps) or '-'}")
+        click.echo(
+            f"{action.action}: job {action.job_id} (generation {action.generation}) "
+            f"steps {', '.join(action.steps) or '-'}"
+        )
     click.echo(f"{len(actions)} stalled job(s) handled")
 
 

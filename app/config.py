@@ -7,10 +7,12 @@ value fails at start with a message that names it, rather than at first use.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from dotenv import load_dotenv
 from sqlalchemy.engine import make_url
 
@@ -130,7 +132,13 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     if "NODE_ENV" in os.environ and "APP_ENV" not in os.environ:
         os.environ["APP_ENV"] = os.environ["NODE_ENV"]  # the seed's name for it
     hints = {f.name: f.type for f in fields(Settings)}
-    types = {"int": int, "float": float, "bool": bool, "str": str, "tuple[str, ...]": tuple[str, ...]}
+    types = {
+        "int": int,
+        "float": float,
+        "bool": bool,
+        "str": str,
+        "tuple[str, ...]": tuple[str, ...],
+    }
     values: dict[str, Any] = {
         name: _coerce(name, os.environ[name], types[str(hint)])
         for name, hint in hints.items()
@@ -142,22 +150,61 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     return settings
 
 
+def _valid_fernet_key(key: str) -> bool:
+    try:
+        Fernet(key.encode())
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _railway_complete(settings: Settings) -> bool:
+    required = (
+        "RAILWAY_API_TOKEN",
+        "RAILWAY_PROJECT_ID",
+        "RAILWAY_ENVIRONMENT_ID",
+        "RAILWAY_IMAGE",
+    )
+    return all(getattr(settings, name) for name in required)
+
+
+# Each rule: (it holds, the message naming the setting when it does not).
+RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
+    (lambda s: s.APP_ENV in ENVIRONMENTS, f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}"),
+    (
+        lambda s: len(s.JWT_SECRET) >= MIN_SECRET_LENGTH or s.APP_ENV == "development",
+        f"JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters",
+    ),
+    (
+        lambda s: _valid_fernet_key(s.SECRETS_KEY),
+        "SECRETS_KEY must be a Fernet key (`make env` writes one to .env)",
+    ),
+    (
+        lambda s: not (s.is_production and s.FAULT_INJECTION_ENABLED),
+        "FAULT_INJECTION_ENABLED is a test-only setting; refusing it in production",
+    ),
+    (
+        lambda s: s.CONTAINER_RUNTIME in ("local", "railway"),
+        "CONTAINER_RUNTIME must be 'local' or 'railway'",
+    ),
+    (
+        lambda s: s.CONTAINER_RUNTIME != "railway" or _railway_complete(s),
+        "CONTAINER_RUNTIME=railway needs RAILWAY_API_TOKEN, RAILWAY_PROJECT_ID, "
+        "RAILWAY_ENVIRONMENT_ID and RAILWAY_IMAGE",
+    ),
+    (lambda s: s.STEP_TIMEOUT > 0, "STEP_TIMEOUT must be positive"),
+    (lambda s: s.MAX_PROVISIONING_TIME > 0, "MAX_PROVISIONING_TIME must be positive"),
+    (lambda s: s.STALL_TIMEOUT > 0, "STALL_TIMEOUT must be positive"),
+    (lambda s: s.RETRY_BASE > 0, "RETRY_BASE must be positive"),
+    (lambda s: s.RETRY_MAX >= 0, "RETRY_MAX must not be negative"),
+    (lambda s: bool(s.REGIONS), "REGIONS must list at least one region"),
+)
+
+
 def validate(settings: Settings) -> None:
-    if settings.APP_ENV not in ENVIRONMENTS:
-        raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}")
-    if len(settings.JWT_SECRET) < MIN_SECRET_LENGTH and settings.APP_ENV != "development":
-        raise ConfigError(f"JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters")
-    if not settings.SECRETS_KEY:
-        raise ConfigError("SECRETS_KEY must be set to a Fernet key (`make env` writes one to .env)")
-    if settings.is_production and settings.FAULT_INJECTION_ENABLED:
-        raise ConfigError("FAULT_INJECTION_ENABLED is a test-only setting; refusing it in production")
-    if settings.CONTAINER_RUNTIME not in ("local", "railway"):
-        raise ConfigError("CONTAINER_RUNTIME must be 'local' or 'railway'")
-    for name in ("STEP_TIMEOUT", "MAX_PROVISIONING_TIME", "STALL_TIMEOUT", "RETRY_BASE"):
-        if getattr(settings, name) <= 0:
-            raise ConfigError(f"{name} must be positive")
-    if not settings.REGIONS:
-        raise ConfigError("REGIONS must list at least one region")
+    for holds, message in RULES:
+        if not holds(settings):
+            raise ConfigError(message)
 
 
 _current: Settings | None = None

@@ -21,8 +21,7 @@ def run_migrations_online() -> None:
     url = context.config.attributes.get("url") or load_settings().DATABASE_URL
     engine = create_engine(url)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          compare_type=True)
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -55,7 +55,7 @@ def _drop_test_roles() -> None:
 def _drop_databases(*names: str) -> None:
     for name in names:
         _admin_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'",  # noqa: S608 - fixed test names
             f'DROP DATABASE IF EXISTS "{name}"',
         )
 
@@ -146,8 +146,12 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
     _fresh_databases()
     _migrate()
     redis.Redis.from_url(REDIS_URL).flushdb()
-    caddy_env = {**test_env, "CADDY_ADMIN_PORT": str(CADDY_ADMIN_PORT),
-                 "GATEWAY_PORT": str(GATEWAY_PORT), "RUN_DIR": str(run_dir / "caddy")}
+    caddy_env = {
+        **test_env,
+        "CADDY_ADMIN_PORT": str(CADDY_ADMIN_PORT),
+        "GATEWAY_PORT": str(GATEWAY_PORT),
+        "RUN_DIR": str(run_dir / "caddy"),
+    }
     stack.run_script(["scripts/caddy.sh", "start"], caddy_env)
     services = Stack(test_env, run_dir)
     services.api.start()
@@ -178,8 +182,13 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def make_token(app: Flask, role: str = "admin", department_id: str | None = None,
-               ttl: timedelta = timedelta(minutes=30), email: str = "ops@example.com") -> str:
+def make_token(
+    app: Flask,
+    role: str = "admin",
+    department_id: str | None = None,
+    ttl: timedelta = timedelta(minutes=30),
+    email: str = "ops@example.com",
+) -> str:
     from app.api.auth import mint_token
 
     with app.app_context():

@@ -7,6 +7,7 @@ from cryptography.fernet import Fernet
 
 from app.config import ConfigError, load_settings
 
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Other tests export their settings; these tests start from nothing."""
@@ -28,14 +29,17 @@ def test_good_settings_load() -> None:
     assert settings.tenant_database_url.endswith("_tenants")
 
 
-@pytest.mark.parametrize(("overrides", "named"), [
-    ({"JWT_SECRET": "short"}, "JWT_SECRET"),
-    ({"SECRETS_KEY": ""}, "SECRETS_KEY"),
-    ({"APP_ENV": "staging"}, "APP_ENV"),
-    ({"APP_ENV": "production", "FAULT_INJECTION_ENABLED": True}, "FAULT_INJECTION_ENABLED"),
-    ({"CONTAINER_RUNTIME": "docker"}, "CONTAINER_RUNTIME"),
-    ({"STEP_TIMEOUT": 0}, "STEP_TIMEOUT"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"JWT_SECRET": "short"}, "JWT_SECRET"),
+        ({"SECRETS_KEY": ""}, "SECRETS_KEY"),
+        ({"APP_ENV": "staging"}, "APP_ENV"),
+        ({"APP_ENV": "production", "FAULT_INJECTION_ENABLED": True}, "FAULT_INJECTION_ENABLED"),
+        ({"CONTAINER_RUNTIME": "docker"}, "CONTAINER_RUNTIME"),
+        ({"STEP_TIMEOUT": 0}, "STEP_TIMEOUT"),
+    ],
+)
 def test_bad_settings_are_refused_by_name(overrides: dict[str, object], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings({**GOOD, **overrides})

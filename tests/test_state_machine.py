@@ -49,6 +49,11 @@ def test_failure_goes_through_rolling_back_and_only_to_failed() -> None:
 
 def test_compensations_exist_for_every_resource_step_in_reverse() -> None:
     names = [s.name for s in saga.RESOURCE_STEPS]
-    assert names == ["create_database", "create_oauth", "deploy_container", "deploy_workflows",
-                     "configure_gateway"]
+    assert names == [
+        "create_database",
+        "create_oauth",
+        "deploy_container",
+        "deploy_workflows",
+        "configure_gateway",
+    ]
     assert len({s.compensation for s in saga.SAGA}) == len(saga.SAGA)

@@ -64,8 +64,12 @@ class Departments(MethodView):
         rows, total = queries.list_departments(
             args.get("status"), args["page"], args["perPage"], scoped_department()
         )
-        return {"departments": rows, "total": total, "page": args["page"],
-                "perPage": args["perPage"]}
+        return {
+            "departments": rows,
+            "total": total,
+            "page": args["page"],
+            "perPage": args["perPage"],
+        }
 
 
 @blp.route("/departments/<string:department_id>/health")

@@ -37,5 +37,6 @@ def init_limits(app: Flask, settings: Settings) -> None:
     @app.errorhandler(RateLimitExceeded)
     def too_many(exc: RateLimitExceeded) -> ResponseReturnValue:
         # Flask-Limiter's after_request hook adds Retry-After and X-RateLimit-*.
-        return jsonify(code=429, status="Too Many Requests",
-                       message=f"rate limit exceeded: {exc.description}"), 429
+        return jsonify(
+            code=429, status="Too Many Requests", message=f"rate limit exceeded: {exc.description}"
+        ), 429

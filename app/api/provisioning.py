@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
 from flask_limiter.util import get_remote_address
+from flask_smorest import Blueprint, abort
 
 from app import config
 from app.api.auth import actor, admin_required, ensure_department_access, reader_required
@@ -21,8 +21,12 @@ from app.api.provisioning_schemas import (
 )
 from app.domain.services import provisioning, queries
 
-blp = Blueprint("provisioning", __name__, url_prefix="/api",
-                description="Provision and deprovision departments, and follow their jobs")
+blp = Blueprint(
+    "provisioning",
+    __name__,
+    url_prefix="/api",
+    description="Provision and deprovision departments, and follow their jobs",
+)
 
 
 def status_url(job_id: uuid.UUID) -> str:
@@ -31,8 +35,11 @@ def status_url(job_id: uuid.UUID) -> str:
 
 def accepted_body(submission: provisioning.Submission) -> dict[str, Any]:
     settings = config.current()
-    message = ("Provisioning started" if submission.created
-               else "A provisioning job for this department is already in progress")
+    message = (
+        "Provisioning started"
+        if submission.created
+        else "A provisioning job for this department is already in progress"
+    )
     return {
         "provisioningId": submission.job_id,
         "departmentId": submission.department_id,
@@ -40,7 +47,7 @@ def accepted_body(submission: provisioning.Submission) -> dict[str, Any]:
         "message": message,
         "statusUrl": status_url(submission.job_id),
         "deploymentUrl": f"{settings.GATEWAY_PUBLIC_URL.rstrip('/')}/departments/"
-                         f"{submission.department_id}/",
+        f"{submission.department_id}/",
         "dashboardUrl": f"{settings.base_url}/dashboard/{submission.department_id}",
     }
 
@@ -51,8 +58,10 @@ def _provision_limit() -> str:
 
 @blp.route("/provision-department")
 class ProvisionDepartment(MethodView):
-    decorators = [admin_required, limiter.limit(_provision_limit, key_func=get_remote_address,
-                                                override_defaults=True)]
+    decorators = [
+        admin_required,
+        limiter.limit(_provision_limit, key_func=get_remote_address, override_defaults=True),
+    ]
 
     @blp.arguments(DepartmentConfigSchema)
     @blp.response(202, ProvisionAcceptedSchema)
@@ -116,7 +125,8 @@ class Deprovision(MethodView):
             "provisioningId": submission.job_id,
             "departmentId": department_id,
             "status": "DEPROVISIONING",
-            "message": "Deprovisioning started" if submission.created
+            "message": "Deprovisioning started"
+            if submission.created
             else "Deprovisioning already in progress",
             "statusUrl": status_url(submission.job_id),
             "cleanupProgress": progress,

@@ -53,16 +53,19 @@ class DepartmentConfigSchema(Schema):
         metadata={"example": "hr"},
     )
     departmentName = fields.String(
-        required=True, validate=[validate.Length(1, 200), validate.Regexp(TEXT)],
+        required=True,
+        validate=[validate.Length(1, 200), validate.Regexp(TEXT)],
         metadata={"example": "Human Resources"},
     )
     businessType = fields.String(
-        required=True, validate=[validate.Length(1, 100), validate.Regexp(TEXT)],
+        required=True,
+        validate=[validate.Length(1, 100), validate.Regexp(TEXT)],
         metadata={"example": "internal_services"},
     )
     workflows = fields.List(
         fields.String(validate=validate.OneOf(catalogue.WORKFLOWS)),
-        required=True, validate=[validate.Length(1, len(catalogue.WORKFLOWS)), unique_list],
+        required=True,
+        validate=[validate.Length(1, len(catalogue.WORKFLOWS)), unique_list],
     )
     dataRetention = fields.String(required=True, metadata={"example": "90d"})
     region = fields.String(required=True, metadata={"example": "us-east"})
@@ -71,14 +74,17 @@ class DepartmentConfigSchema(Schema):
     googleWorkspaceDomain = fields.String(required=True, metadata={"example": "example.com"})
     enabledTools = fields.List(
         fields.String(validate=validate.OneOf(catalogue.TOOLS)),
-        load_default=list, validate=unique_list,
+        load_default=list,
+        validate=unique_list,
     )
     customConfig = fields.Dict(keys=fields.String(), load_default=dict)
 
     @validates("dataRetention")
     def _retention(self, value: str, **_: Any) -> None:
         if not RETENTION.match(value):
-            raise ValidationError("Use a number and a unit: d, w, m or y (e.g. '30d', '12w', '1y').")
+            raise ValidationError(
+                "Use a number and a unit: d, w, m or y (e.g. '30d', '12w', '1y')."
+            )
         days = catalogue.retention_days(value)
         if not catalogue.MIN_RETENTION_DAYS <= days <= catalogue.MAX_RETENTION_DAYS:
             raise ValidationError("Retention must be between 1 day and 10 years.")
@@ -97,7 +103,9 @@ class DepartmentConfigSchema(Schema):
     @validates("customConfig")
     def _custom(self, value: dict[str, Any], **_: Any) -> None:
         if len(json.dumps(value)) > catalogue.MAX_CUSTOM_CONFIG_BYTES:
-            raise ValidationError(f"Must be at most {catalogue.MAX_CUSTOM_CONFIG_BYTES} bytes as JSON.")
+            raise ValidationError(
+                f"Must be at most {catalogue.MAX_CUSTOM_CONFIG_BYTES} bytes as JSON."
+            )
 
     @validates_schema
     def _email_in_domain(self, data: dict[str, Any], **_: Any) -> None:
@@ -141,9 +149,11 @@ class ProvisionStatusSchema(Schema):
     kind = fields.String(metadata={"description": "provision or deprovision"})
     status = fields.String(metadata={"example": "deploying_workflows"})
     progress = fields.Dict(
-        metadata={"description": "percentage, and per component (database, oauth, docker, "
-                                 "railway, n8n, gateway): pending, in_progress, completed, "
-                                 "failed, rolling_back, rolled_back or skipped"}
+        metadata={
+            "description": "percentage, and per component (database, oauth, docker, "
+            "railway, n8n, gateway): pending, in_progress, completed, "
+            "failed, rolling_back, rolled_back or skipped"
+        }
     )
     currentStep = fields.String()
     startedAt = fields.String(allow_none=True)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-WORKFLOWS: tuple[str, ...] = ("email", "google_drive", "google_calendar", "database", "notifications")
+WORKFLOWS: tuple[str, ...] = (
+    "email",
+    "google_drive",
+    "google_calendar",
+    "database",
+    "notifications",
+)
 
 # Each tool maps to the OAuth scope the department's client is granted for it.
 TOOL_SCOPES: dict[str, str] = {

@@ -42,7 +42,7 @@ def _forward_table() -> dict[JobState, frozenset[JobState]]:
     steps whose resources still check out) or give up and roll back."""
     table: dict[JobState, frozenset[JobState]] = {}
     for index, state in enumerate(FORWARD_STATES):
-        later = FORWARD_STATES[index + 1 :] + (JobState.COMPLETED,)
+        later = (*FORWARD_STATES[index + 1 :], JobState.COMPLETED)
         table[state] = frozenset((*later, JobState.ROLLING_BACK))
     table[JobState.PENDING] |= {JobState.DEPROVISIONING, JobState.FAILED}
     return table
@@ -91,6 +91,11 @@ class StepStatus(StrEnum):
 
 # Steps whose resources may exist, partly or wholly, and so need compensating.
 STARTED_STEP_STATUSES = frozenset(
-    {StepStatus.IN_PROGRESS, StepStatus.COMPLETED, StepStatus.FAILED,
-     StepStatus.COMPENSATING, StepStatus.COMPENSATION_FAILED}
+    {
+        StepStatus.IN_PROGRESS,
+        StepStatus.COMPLETED,
+        StepStatus.FAILED,
+        StepStatus.COMPENSATING,
+        StepStatus.COMPENSATION_FAILED,
+    }
 )

@@ -27,7 +27,7 @@ from app.providers.base import (
     TransientProviderError,
 )
 
-PASSWORD_SECRET = "database_password"
+PASSWORD_SECRET = "database_password"  # noqa: S105 - the secret's name, not its value
 CONNECTION_LIMIT = 20
 BASELINE_TABLES: tuple[str, ...] = ("conversations", "messages", "tenant_settings")
 BASELINE_DDL = """
@@ -177,7 +177,9 @@ class PostgresTenantProvider:
         watch = Stopwatch()
         password = context.secrets.get(PASSWORD_SECRET)
         if password is None:
-            return CheckResult("database_connectivity", False, watch.elapsed_ms, "no password stored")
+            return CheckResult(
+                "database_connectivity", False, watch.elapsed_ms, "no password stored"
+            )
         try:
             tables = self._tenant_tables(context, password)
         except psycopg2.Error as exc:

@@ -41,7 +41,9 @@ class DeploymentCheckProvider:
     def __init__(
         self,
         components: Sequence[Provider],
-        extra_checks: Sequence[Callable[[DepartmentContext], CheckResult]] = (agent_through_gateway,),
+        extra_checks: Sequence[Callable[[DepartmentContext], CheckResult]] = (
+            agent_through_gateway,
+        ),
     ) -> None:
         self._components = components
         self._extra_checks = extra_checks
@@ -75,5 +77,7 @@ def _safe_check(
     try:
         return check(context)
     except Exception as exc:
-        name = getattr(getattr(check, "__self__", None), "name", getattr(check, "__name__", "check"))
+        name = getattr(
+            getattr(check, "__self__", None), "name", getattr(check, "__name__", "check")
+        )
         return CheckResult(str(name), False, watch.elapsed_ms, f"{type(exc).__name__}: {exc}")

@@ -86,7 +86,9 @@ def leftovers(stack: Stack, department_id: str) -> dict[str, Any]:
         "oauth_client": probes.oauth_client_active(TEST_DB, department_id),
         "agent_pids": probes.agent_pids(department_id),
         "gateway_routes": probes.gateway_route_count(env["CADDY_ADMIN_URL"], department_id),
-        "workflows": [w["name"] for w in probes.n8n_workflows(
-            env["N8N_URL"], env["N8N_API_KEY"], department_id)],
+        "workflows": [
+            w["name"]
+            for w in probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)
+        ],
     }
     return {name: value for name, value in found.items() if value}

@@ -17,16 +17,30 @@ from tests.conftest import API_PORT, Stack, department_payload, make_token
 from tests.e2e.conftest import submit, wait_for_job
 
 BAD_FIELDS: list[tuple[str, Any]] = [
-    ("departmentId", "HR"), ("departmentId", "1abc"), ("departmentId", "a"),
-    ("departmentId", "x" * 32), ("departmentId", "hr;drop"), ("departmentId", "../etc"),
-    ("departmentName", ""), ("departmentName", "bad\nname"),
-    ("workflows", ["email", "email"]), ("workflows", ["fax"]), ("workflows", []),
-    ("dataRetention", "30"), ("dataRetention", "0d"), ("dataRetention", "11y"),
-    ("region", "mars-1"), ("resources", {"cpu": "0.01", "memory": "512Mi"}),
-    ("resources", {"cpu": "1", "memory": "64Mi"}), ("resources", {"cpu": "abc", "memory": "1Gi"}),
-    ("resources", {"cpu": "1", "memory": "32Gi"}), ("adminEmail", "not-an-email"),
-    ("googleWorkspaceDomain", "Not A Domain"), ("enabledTools", ["teleport"]),
-    ("customConfig", {"blob": "x" * 20_000}), ("customConfig", ["not", "an", "object"]),
+    ("departmentId", "HR"),
+    ("departmentId", "1abc"),
+    ("departmentId", "a"),
+    ("departmentId", "x" * 32),
+    ("departmentId", "hr;drop"),
+    ("departmentId", "../etc"),
+    ("departmentName", ""),
+    ("departmentName", "bad\nname"),
+    ("workflows", ["email", "email"]),
+    ("workflows", ["fax"]),
+    ("workflows", []),
+    ("dataRetention", "30"),
+    ("dataRetention", "0d"),
+    ("dataRetention", "11y"),
+    ("region", "mars-1"),
+    ("resources", {"cpu": "0.01", "memory": "512Mi"}),
+    ("resources", {"cpu": "1", "memory": "64Mi"}),
+    ("resources", {"cpu": "abc", "memory": "1Gi"}),
+    ("resources", {"cpu": "1", "memory": "32Gi"}),
+    ("adminEmail", "not-an-email"),
+    ("googleWorkspaceDomain", "Not A Domain"),
+    ("enabledTools", ["teleport"]),
+    ("customConfig", {"blob": "x" * 20_000}),
+    ("customConfig", ["not", "an", "object"]),
 ]
 
 
@@ -35,13 +49,24 @@ def _department_count(department_id: str) -> int:
     from app.persistence.models import Department
 
     with db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(Department)
-                              .where(Department.department_id == department_id)) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Department)
+                .where(Department.department_id == department_id)
+            )
+            or 0
+        )
 
 
-@pytest.mark.parametrize(("field", "value"), BAD_FIELDS, ids=[f"{f}={v!r}"[:40] for f, v in BAD_FIELDS])
+@pytest.mark.parametrize(
+    ("field", "value"), BAD_FIELDS, ids=[f"{f}={v!r}"[:40] for f, v in BAD_FIELDS]
+)
 def test_invalid_fields_are_422_with_the_field_named_and_nothing_created(
-    field: str, value: Any, client: FlaskClient, admin_headers: dict[str, str],
+    field: str,
+    value: Any,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     payload = department_payload(**{field: value})
     response = client.post("/api/provision-department", json=payload, headers=admin_headers)
@@ -51,20 +76,29 @@ def test_invalid_fields_are_422_with_the_field_named_and_nothing_created(
 
 
 def test_unknown_fields_and_foreign_admin_email_are_rejected(
-    client: FlaskClient, admin_headers: dict[str, str],
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
-    unknown = client.post("/api/provision-department", headers=admin_headers,
-                          json={**department_payload(), "sneaky": 1})
+    unknown = client.post(
+        "/api/provision-department",
+        headers=admin_headers,
+        json={**department_payload(), "sneaky": 1},
+    )
     assert unknown.status_code == 422 and "sneaky" in unknown.get_json()["errors"]["json"]
-    foreign = client.post("/api/provision-department", headers=admin_headers,
-                          json=department_payload(adminEmail="boss@elsewhere.org"))
+    foreign = client.post(
+        "/api/provision-department",
+        headers=admin_headers,
+        json=department_payload(adminEmail="boss@elsewhere.org"),
+    )
     assert foreign.status_code == 422 and "adminEmail" in foreign.get_json()["errors"]["json"]
     missing = client.post("/api/provision-department", headers=admin_headers, json={})
     assert set(missing.get_json()["errors"]["json"]) >= {"departmentId", "workflows", "region"}
 
 
 def test_a_second_request_for_a_department_in_flight_returns_the_same_job(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     payload = department_payload()
     first = submit(client, admin_headers, payload)
@@ -78,7 +112,9 @@ def test_a_second_request_for_a_department_in_flight_returns_the_same_job(
 
 
 def test_idempotency_key_replays_the_first_response(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     payload = department_payload()
     headers = {**admin_headers, "Idempotency-Key": f"key-{payload['departmentId']}"}
@@ -88,13 +124,15 @@ def test_idempotency_key_replays_the_first_response(
     assert replay.status_code == 202
     assert replay.get_json() == first.get_json()
     assert replay.headers["Location"] == first.headers["Location"]
-    other = client.post("/api/provision-department", headers=headers,
-                        json={**payload, "departmentName": "Changed"})
+    other = client.post(
+        "/api/provision-department", headers=headers, json={**payload, "departmentName": "Changed"}
+    )
     assert other.status_code == 422
 
 
 def test_same_request_to_two_api_processes_at_once_makes_exactly_one_job(
-    live_stack: Stack, admin_headers: dict[str, str],
+    live_stack: Stack,
+    admin_headers: dict[str, str],
 ) -> None:
     """gunicorn runs two worker processes; fire 8 identical requests at once."""
     payload = department_payload()
@@ -103,8 +141,12 @@ def test_same_request_to_two_api_processes_at_once_makes_exactly_one_job(
 
     def post() -> None:
         barrier.wait()
-        response = requests.post(f"http://127.0.0.1:{API_PORT}/api/provision-department",
-                                 json=payload, headers=admin_headers, timeout=30)
+        response = requests.post(
+            f"http://127.0.0.1:{API_PORT}/api/provision-department",
+            json=payload,
+            headers=admin_headers,
+            timeout=30,
+        )
         assert response.status_code == 202, response.text
         ids.append(response.json()["provisioningId"])
 
@@ -125,9 +167,17 @@ def test_unknown_ids_are_404(client: FlaskClient, admin_headers: dict[str, str])
 
 
 def _forged(app: Flask, **changes: Any) -> str:
-    claims = {"sub": "ops@example.com", "email": "ops@example.com", "role": "admin",
-              "type": "access", "fresh": False, "jti": "x", "iat": 1_700_000_000,
-              "nbf": 1_700_000_000, "exp": 4_000_000_000}
+    claims = {
+        "sub": "ops@example.com",
+        "email": "ops@example.com",
+        "role": "admin",
+        "type": "access",
+        "fresh": False,
+        "jti": "x",
+        "iat": 1_700_000_000,
+        "nbf": 1_700_000_000,
+        "exp": 4_000_000_000,
+    }
     secret = changes.pop("secret", app.config["JWT_SECRET_KEY"])
     algorithm = changes.pop("algorithm", "HS256")
     claims.update(changes)
@@ -157,14 +207,21 @@ def test_tokens_that_must_not_pass(app: Flask, client: FlaskClient) -> None:
 def test_openapi_swagger_and_redoc_are_served_without_internet(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    assert {"/api/provision-department", "/api/provision-status/{provisioning_id}",
-            "/api/deprovision/{department_id}", "/api/departments",
-            "/api/departments/{department_id}/health"} <= set(spec["paths"])
+    assert {
+        "/api/provision-department",
+        "/api/provision-status/{provisioning_id}",
+        "/api/deprovision/{department_id}",
+        "/api/departments",
+        "/api/departments/{department_id}/health",
+    } <= set(spec["paths"])
     swagger = client.get("/api-docs").get_data(as_text=True)
     redoc = client.get("/redoc").get_data(as_text=True)
     assert "/static/swagger-ui/swagger-ui-bundle.js" in swagger
     assert "/static/redoc/redoc.standalone.js" in redoc
-    for asset in ("/static/swagger-ui/swagger-ui-bundle.js", "/static/swagger-ui/swagger-ui.css",
-                  "/static/swagger-ui/swagger-ui-standalone-preset.js",
-                  "/static/redoc/redoc.standalone.js"):
+    for asset in (
+        "/static/swagger-ui/swagger-ui-bundle.js",
+        "/static/swagger-ui/swagger-ui.css",
+        "/static/swagger-ui/swagger-ui-standalone-preset.js",
+        "/static/redoc/redoc.standalone.js",
+    ):
         assert client.get(asset).status_code == 200, asset

@@ -16,20 +16,37 @@ from tests.support import probes
 
 
 def test_token_create_mints_a_token_with_the_claims(app: Flask) -> None:
-    result = app.test_cli_runner().invoke(args=[
-        "token", "create", "--email", "a@example.com", "--role", "department",
-        "--department", "zt-x", "--ttl", "30m"])
+    result = app.test_cli_runner().invoke(
+        args=[
+            "token",
+            "create",
+            "--email",
+            "a@example.com",
+            "--role",
+            "department",
+            "--department",
+            "zt-x",
+            "--ttl",
+            "30m",
+        ]
+    )
     assert result.exit_code == 0, result.output
     claims = jwt.decode(result.output.strip(), app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
-    assert (claims["email"], claims["role"], claims["departmentId"]) == ("a@example.com",
-                                                                      "department", "zt-x")
+    assert (claims["email"], claims["role"], claims["departmentId"]) == (
+        "a@example.com",
+        "department",
+        "zt-x",
+    )
     assert claims["exp"] - claims["iat"] == 1800
-    bad = app.test_cli_runner().invoke(args=["token", "create", "--email", "a@example.com",
-                                             "--role", "department"])
+    bad = app.test_cli_runner().invoke(
+        args=["token", "create", "--email", "a@example.com", "--role", "department"]
+    )
     assert bad.exit_code != 0 and "--department" in bad.output
 
 
-def test_provision_from_a_file_waits_and_reports(live_stack: Stack, app: Flask, tmp_path: Path) -> None:
+def test_provision_from_a_file_waits_and_reports(
+    live_stack: Stack, app: Flask, tmp_path: Path
+) -> None:
     payload = department_payload()
     config_file = tmp_path / "dept.json"
     config_file.write_text(json.dumps(payload))
@@ -65,10 +82,14 @@ def test_cleanup_removes_resources_that_have_no_record(live_stack: Stack, app: F
         cur.execute(f'CREATE SCHEMA "{slug}_tenant" AUTHORIZATION "{slug}_role"')
     conn.close()
     admin = live_stack.env["CADDY_ADMIN_URL"]
-    route = {"@id": f"dept-{department_id}", "match": [{"path": [f"/departments/{department_id}/*"]}],
-             "handle": [{"handler": "static_response", "body": "orphan"}]}
-    requests.put(f"{admin}/config/apps/http/servers/gateway/routes/0", json=route,
-                 timeout=5).raise_for_status()
+    route = {
+        "@id": f"dept-{department_id}",
+        "match": [{"path": [f"/departments/{department_id}/*"]}],
+        "handle": [{"handler": "static_response", "body": "orphan"}],
+    }
+    requests.put(
+        f"{admin}/config/apps/http/servers/gateway/routes/0", json=route, timeout=5
+    ).raise_for_status()
     assert set(leftovers(live_stack, department_id)) == {"schema", "role", "gateway_routes"}
 
     result = app.test_cli_runner().invoke(args=["provisioning", "cleanup", department_id])
@@ -93,7 +114,11 @@ def test_sweep_runs_once(app: Flask) -> None:
 
 
 def test_retry_of_a_failed_job_starts_a_new_job_that_completes(
-    live_stack: Stack, app: Flask, client: object, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    app: Flask,
+    client: object,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     from tests.e2e.conftest import submit, wait_for_job
 

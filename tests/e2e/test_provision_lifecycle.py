@@ -39,7 +39,8 @@ def test_provision_then_deprovision_with_every_real_component(
     assert probes.gateway_route_count(env["CADDY_ADMIN_URL"], department_id) == 1
     workflows = probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)
     assert sorted(w["name"] for w in workflows) == sorted(
-        f"{department_id}:{w}" for w in payload["workflows"])
+        f"{department_id}:{w}" for w in payload["workflows"]
+    )
     assert all(w["active"] for w in workflows)
 
     # The agent answers through the gateway, and its own health check passes.
@@ -51,8 +52,13 @@ def test_provision_then_deprovision_with_every_real_component(
     assert health.status_code == 200
     checks = {c["name"]: c for c in health.get_json()["checks"]}
     assert health.get_json()["healthy"], checks
-    assert set(checks) >= {"railway_agent", "database_connectivity", "n8n_workflows",
-                           "oauth_credentials", "gateway_route"}
+    assert set(checks) >= {
+        "railway_agent",
+        "database_connectivity",
+        "n8n_workflows",
+        "oauth_credentials",
+        "gateway_route",
+    }
 
     listed = client.get("/api/departments?status=ACTIVE", headers=admin_headers).get_json()
     assert department_id in [d["departmentId"] for d in listed["departments"]]
@@ -62,7 +68,7 @@ def test_provision_then_deprovision_with_every_real_component(
     final = wait_for_job(str(gone.get_json()["provisioningId"]))
     assert final["status"] == "completed", final
     assert leftovers(live_stack, department_id) == {}
-    row = client.get(f"/api/departments?status=DEPROVISIONED", headers=admin_headers).get_json()
+    row = client.get("/api/departments?status=DEPROVISIONED", headers=admin_headers).get_json()
     assert department_id in [d["departmentId"] for d in row["departments"]]
     assert requests.get(body["deploymentUrl"], timeout=10).status_code == 404
 
@@ -77,13 +83,21 @@ def test_department_token_reads_only_its_own_department(
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get(f"/api/provision-status/{mine_job}", headers=headers).status_code == 200
     assert client.get(f"/api/provision-status/{other_job}", headers=headers).status_code == 403
-    assert client.get(f"/api/departments/{other['departmentId']}/health",
-                      headers=headers).status_code == 403
+    assert (
+        client.get(f"/api/departments/{other['departmentId']}/health", headers=headers).status_code
+        == 403
+    )
     listed = client.get("/api/departments", headers=headers).get_json()
     assert [d["departmentId"] for d in listed["departments"]] == [mine["departmentId"]]
-    assert client.post("/api/provision-department", json=department_payload(),
-                       headers=headers).status_code == 403
-    assert client.delete(f"/api/deprovision/{mine['departmentId']}",
-                         headers=headers).status_code == 403
+    assert (
+        client.post(
+            "/api/provision-department", json=department_payload(), headers=headers
+        ).status_code
+        == 403
+    )
+    assert (
+        client.delete(f"/api/deprovision/{mine['departmentId']}", headers=headers).status_code
+        == 403
+    )
     for job in (mine_job, other_job):
         wait_for_job(job)

@@ -16,8 +16,12 @@ PORT = 23001
 
 @pytest.fixture(scope="module")
 def limited_api(live_stack: Stack, run_dir: Path) -> Iterator[str]:
-    env = {**live_stack.env, "PROVISION_RATE_LIMIT": "3 per hour", "API_RATE_LIMIT": "5 per minute",
-           "RATELIMIT_KEY_SUFFIX": "limited"}
+    env = {
+        **live_stack.env,
+        "PROVISION_RATE_LIMIT": "3 per hour",
+        "API_RATE_LIMIT": "5 per minute",
+        "RATELIMIT_KEY_SUFFIX": "limited",
+    }
     service = stack.api_server(env, run_dir, PORT, name="api-limited").start()
     stack.wait_http(f"http://127.0.0.1:{PORT}/openapi.json")
     yield f"http://127.0.0.1:{PORT}"
@@ -25,11 +29,16 @@ def limited_api(live_stack: Stack, run_dir: Path) -> Iterator[str]:
 
 
 def test_provisioning_is_limited_per_client_address(
-    limited_api: str, admin_headers: dict[str, str],
+    limited_api: str,
+    admin_headers: dict[str, str],
 ) -> None:
     bad = department_payload(region="nowhere")  # valid requests would create jobs
-    codes = [requests.post(f"{limited_api}/api/provision-department", json=bad,
-                           headers=admin_headers, timeout=10) for _ in range(4)]
+    codes = [
+        requests.post(
+            f"{limited_api}/api/provision-department", json=bad, headers=admin_headers, timeout=10
+        )
+        for _ in range(4)
+    ]
     assert [r.status_code for r in codes] == [422, 422, 422, 429]
     refused = codes[-1]
     assert int(refused.headers["Retry-After"]) > 0
@@ -37,15 +46,23 @@ def test_provisioning_is_limited_per_client_address(
 
 
 def test_other_endpoints_are_limited_per_user_and_status_is_not(
-    limited_api: str, admin_headers: dict[str, str], app: object,
+    limited_api: str,
+    admin_headers: dict[str, str],
+    app: object,
 ) -> None:
     from tests.conftest import make_token
 
     other_user = {"Authorization": f"Bearer {make_token(app, email='other@example.com')}"}  # type: ignore[arg-type]
-    listed = [requests.get(f"{limited_api}/api/departments", headers=other_user, timeout=10)
-              for _ in range(6)]
+    listed = [
+        requests.get(f"{limited_api}/api/departments", headers=other_user, timeout=10)
+        for _ in range(6)
+    ]
     assert [r.status_code for r in listed] == [200] * 5 + [429]
     missing = "00000000-0000-0000-0000-000000000000"
-    statuses = [requests.get(f"{limited_api}/api/provision-status/{missing}", headers=other_user,
-                             timeout=10).status_code for _ in range(10)]
+    statuses = [
+        requests.get(
+            f"{limited_api}/api/provision-status/{missing}", headers=other_user, timeout=10
+        ).status_code
+        for _ in range(10)
+    ]
     assert statuses == [404] * 10

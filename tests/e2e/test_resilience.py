@@ -19,8 +19,7 @@ from tests.support import probes
 def limits(step_timeout: float, job_timeout: float) -> Iterator[None]:
     """Limits are fixed per job when it is submitted; submit with small ones."""
     original = config.current()
-    config.install(replace(original, STEP_TIMEOUT=step_timeout,
-                           MAX_PROVISIONING_TIME=job_timeout))
+    config.install(replace(original, STEP_TIMEOUT=step_timeout, MAX_PROVISIONING_TIME=job_timeout))
     try:
         yield
     finally:
@@ -28,7 +27,10 @@ def limits(step_timeout: float, job_timeout: float) -> Iterator[None]:
 
 
 def test_a_step_past_step_timeout_rolls_back_with_a_timeout_reason(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     faults.arm(payload["departmentId"], "container.create", mode="delay", seconds=10)  # type: ignore[attr-defined]
@@ -44,7 +46,10 @@ def test_a_step_past_step_timeout_rolls_back_with_a_timeout_reason(
 
 
 def test_a_job_past_max_provisioning_time_rolls_back_with_a_timeout_reason(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     department_id = payload["departmentId"]
@@ -61,7 +66,9 @@ def test_a_job_past_max_provisioning_time_rolls_back_with_a_timeout_reason(
 
 
 def test_five_departments_at_once_all_complete_isolated(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     payloads = [department_payload() for _ in range(5)]
     with ThreadPoolExecutor(max_workers=5) as pool:
@@ -76,13 +83,21 @@ def test_five_departments_at_once_all_complete_isolated(
         assert found["schema"] and found["role"] and found["oauth_client"]
         assert found["gateway_routes"] == 1
         assert len(found["workflows"]) == len(payload["workflows"])
-        ports.add(next(s for s in views[payloads.index(payload)]["steps"]
-                       if s["name"] == "deploy_container")["outputs"]["port"])
+        ports.add(
+            next(
+                s
+                for s in views[payloads.index(payload)]["steps"]
+                if s["name"] == "deploy_container"
+            )["outputs"]["port"]
+        )
     assert len(ports) == 5
 
 
 def test_worker_killed_mid_step_is_resumed_by_the_sweeper_without_duplicates(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     department_id = payload["departmentId"]
@@ -99,5 +114,7 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper_without_duplicates(
     assert any("sweeper: job stalled" in line for line in view["logs"])
     found = leftovers(live_stack, department_id)
     assert len(found["agent_pids"]) >= 1 and found["gateway_routes"] == 1
-    assert sorted(found["workflows"]) == sorted(f"{department_id}:{w}" for w in payload["workflows"])
+    assert sorted(found["workflows"]) == sorted(
+        f"{department_id}:{w}" for w in payload["workflows"]
+    )
     assert probes.oauth_client_active("po_test", department_id)

@@ -14,8 +14,12 @@ STEPS = [(index, step) for index, step in enumerate(saga.SAGA)]
 
 @pytest.mark.parametrize(("index", "step"), STEPS, ids=[s.name for s in saga.SAGA])
 def test_failure_at_each_step_undoes_earlier_steps_in_reverse(
-    index: int, step: saga.SagaStep, live_stack: Stack, client: FlaskClient,
-    admin_headers: dict[str, str], faults: object,
+    index: int,
+    step: saga.SagaStep,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     department_id = payload["departmentId"]
@@ -27,12 +31,15 @@ def test_failure_at_each_step_undoes_earlier_steps_in_reverse(
     assert view["error"]["step"] == step.name
     assert "injected fault" in view["error"]["message"]
     by_name = {s["name"]: s for s in view["steps"]}
-    assert by_name[step.name]["status"] == "rolled_back" if step.has_resources \
+    assert (
+        by_name[step.name]["status"] == "rolled_back"
+        if step.has_resources
         else by_name[step.name]["status"] == "failed"
+    )
     for earlier in saga.SAGA[:index]:
         expected = "rolled_back" if earlier.has_resources else "completed"
         assert by_name[earlier.name]["status"] == expected, earlier.name
-    for later in saga.SAGA[index + 1:]:
+    for later in saga.SAGA[index + 1 :]:
         assert by_name[later.name]["status"] == "pending", later.name
     assert leftovers(live_stack, department_id) == {}
     # Compensations ran in exact reverse order of the steps that had started.
@@ -41,11 +48,17 @@ def test_failure_at_each_step_undoes_earlier_steps_in_reverse(
     assert [line.split("] ")[-1].split()[0] for line in undone] == list(reversed(started))
 
 
-@pytest.mark.parametrize("step", [s for s in saga.SAGA if s.has_resources],
-                         ids=[s.name for s in saga.SAGA if s.has_resources])
+@pytest.mark.parametrize(
+    "step",
+    [s for s in saga.SAGA if s.has_resources],
+    ids=[s.name for s in saga.SAGA if s.has_resources],
+)
 def test_a_step_that_fails_after_acting_leaves_nothing_of_its_own(
-    step: saga.SagaStep, live_stack: Stack, client: FlaskClient,
-    admin_headers: dict[str, str], faults: object,
+    step: saga.SagaStep,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     department_id = payload["departmentId"]
@@ -58,7 +71,10 @@ def test_a_step_that_fails_after_acting_leaves_nothing_of_its_own(
 
 
 def test_transient_errors_are_retried_with_backoff_then_succeed(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     faults.arm(payload["departmentId"], "gateway.create", mode="transient", times=2)  # type: ignore[attr-defined]
@@ -72,7 +88,10 @@ def test_transient_errors_are_retried_with_backoff_then_succeed(
 
 
 def test_transient_errors_past_the_retry_budget_roll_back(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     faults.arm(payload["departmentId"], "workflows.create", mode="transient")  # type: ignore[attr-defined]
@@ -87,7 +106,10 @@ def test_transient_errors_past_the_retry_budget_roll_back(
 
 
 def test_a_compensation_that_cannot_succeed_is_reported_as_left_behind(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: object,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: object,
 ) -> None:
     payload = department_payload()
     department_id = payload["departmentId"]

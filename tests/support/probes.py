@@ -14,8 +14,10 @@ def tenant_schema_exists(dbname: str, department_id: str) -> bool:
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
-                        (department_id.replace("-", "_") + "_tenant",))
+            cur.execute(
+                "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s",
+                (department_id.replace("-", "_") + "_tenant",),
+            )
             return cur.fetchone() is not None
     finally:
         conn.close()
@@ -25,8 +27,10 @@ def tenant_role_exists(department_id: str) -> bool:
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                        (department_id.replace("-", "_") + "_role",))
+            cur.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s",
+                (department_id.replace("-", "_") + "_role",),
+            )
             return cur.fetchone() is not None
     finally:
         conn.close()
@@ -36,8 +40,10 @@ def oauth_client_active(state_dbname: str, department_id: str) -> bool:
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=state_dbname)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM oauth_clients WHERE department_id = %s AND revoked_at IS NULL",
-                        (department_id,))
+            cur.execute(
+                "SELECT 1 FROM oauth_clients WHERE department_id = %s AND revoked_at IS NULL",
+                (department_id,),
+            )
             return cur.fetchone() is not None
     finally:
         conn.close()
@@ -53,8 +59,12 @@ def gateway_route_count(admin_url: str, department_id: str) -> int:
 
 
 def n8n_workflows(base_url: str, api_key: str, department_id: str) -> list[dict]:
-    response = requests.get(f"{base_url}/api/v1/workflows", headers={"X-N8N-API-KEY": api_key},
-                            params={"limit": 250}, timeout=10)
+    response = requests.get(
+        f"{base_url}/api/v1/workflows",
+        headers={"X-N8N-API-KEY": api_key},
+        params={"limit": 250},
+        timeout=10,
+    )
     response.raise_for_status()
     return [w for w in response.json()["data"] if w["name"].startswith(f"{department_id}:")]
 

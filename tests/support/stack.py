@@ -28,8 +28,13 @@ class Service:
     def start(self) -> Service:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -66,25 +71,68 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
 
 
 def api_server(env: dict[str, str], log_dir: Path, port: int, name: str = "api") -> Service:
-    return Service(name, [str(VENV_BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                          "--workers", "2", "--threads", "4", "--timeout", "60"], env, log_dir)
+    return Service(
+        name,
+        [
+            str(VENV_BIN / "gunicorn"),
+            "wsgi:app",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--timeout",
+            "60",
+        ],
+        env,
+        log_dir,
+    )
 
 
 def celery_worker(env: dict[str, str], log_dir: Path, name: str, concurrency: int = 6) -> Service:
-    return Service(name, [str(VENV_BIN / "celery"), "-A", "celery_worker", "worker",
-                          "--loglevel", "INFO", "--concurrency", str(concurrency),
-                          "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip"],
-                   env, log_dir)
+    return Service(
+        name,
+        [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "celery_worker",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env,
+        log_dir,
+    )
 
 
 def celery_beat(env: dict[str, str], log_dir: Path) -> Service:
-    return Service("beat", [str(VENV_BIN / "celery"), "-A", "celery_worker", "beat",
-                            "--loglevel", "INFO", "--schedule", str(log_dir / "beat-schedule")],
-                   env, log_dir)
+    return Service(
+        "beat",
+        [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "celery_worker",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(log_dir / "beat-schedule"),
+        ],
+        env,
+        log_dir,
+    )
 
 
 def run_script(args: list[str], env: dict[str, str], timeout: float = 900) -> None:
-    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

@@ -50,15 +50,20 @@ def _context(department_id: str, settings: Settings, force: bool) -> DepartmentC
         )
         if department is None:
             return DepartmentContext(department_id, {}, {}, NoSecrets())
-        busy = session.scalar(select(ProvisioningJob.id).where(
-            ProvisioningJob.department_pk == department.id,
-            ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES])))
+        busy = session.scalar(
+            select(ProvisioningJob.id).where(
+                ProvisioningJob.department_pk == department.id,
+                ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
+            )
+        )
         if busy is not None and not force:
             raise CleanupRefused(f"job {busy} is in flight for {department_id}; use --force")
         return context_for(department, settings)
 
 
-def cleanup_department(department_id: str, settings: Settings, force: bool = False) -> CleanupReport:
+def cleanup_department(
+    department_id: str, settings: Settings, force: bool = False
+) -> CleanupReport:
     from app.api.provisioning_schemas import DEPARTMENT_ID
 
     if not DEPARTMENT_ID.match(department_id):

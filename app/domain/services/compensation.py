@@ -79,8 +79,11 @@ def fail_running_step(session: Session, job: ProvisioningJob, reason: str) -> No
         record.finished_at = utcnow()
     if job.error is None:
         failed = running[0] if running else None
-        job.error = {"step": failed.name if failed else None,
-                     "attempt": failed.attempts if failed else 0, "message": reason}
+        job.error = {
+            "step": failed.name if failed else None,
+            "attempt": failed.attempts if failed else 0,
+            "message": reason,
+        }
     transition(session, job, JobState.ROLLING_BACK)
 
 
@@ -95,8 +98,10 @@ def run_compensation(
             return started
         step_id, context = started
         try:
-            with guards.heartbeat(job_id, step_id, settings.HEARTBEAT_INTERVAL), \
-                    guards.time_limit(settings.STEP_TIMEOUT, "compensation exceeded STEP_TIMEOUT"):
+            with (
+                guards.heartbeat(job_id, step_id, settings.HEARTBEAT_INTERVAL),
+                guards.time_limit(settings.STEP_TIMEOUT, "compensation exceeded STEP_TIMEOUT"),
+            ):
                 provider(settings, saga.step(step_name).provider).delete(context)
         except Exception as exc:
             return _after_error(job_id, step_name, exc, settings)
@@ -116,8 +121,9 @@ def _start(
         ):
             return Proceed()
         attempt = _mark_undoing(record, job.kind)
-        journal(session, job, "INFO", f"removing {step_name} resources (attempt {attempt})",
-                step_name)
+        journal(
+            session, job, "INFO", f"removing {step_name} resources (attempt {attempt})", step_name
+        )
         job.last_activity_at = utcnow()
         return record.id, department_context(job, settings)
 
@@ -148,14 +154,26 @@ def _after_error(job_id: uuid.UUID, step_name: str, exc: Exception, settings: Se
         if isinstance(exc, TransientProviderError) and attempts <= settings.RETRY_MAX:
             countdown = backoff(attempts, settings)
             job.last_activity_at = utcnow() + timedelta(seconds=countdown)
-            journal(session, job, "WARNING",
-                    f"removing {step_name} failed ({message}); retrying in {countdown:g}s", step_name)
+            journal(
+                session,
+                job,
+                "WARNING",
+                f"removing {step_name} failed ({message}); retrying in {countdown:g}s",
+                step_name,
+            )
             return RetryLater(countdown, message)
-        record.status = StepStatus.FAILED if job.kind == "deprovision" else StepStatus.COMPENSATION_FAILED
+        record.status = (
+            StepStatus.FAILED if job.kind == "deprovision" else StepStatus.COMPENSATION_FAILED
+        )
         record.error = f"compensation failed: {message}"
         record.finished_at = utcnow()
-        journal(session, job, "ERROR",
-                f"could not remove {step_name} resources, left behind: {message}", step_name)
+        journal(
+            session,
+            job,
+            "ERROR",
+            f"could not remove {step_name} resources, left behind: {message}",
+            step_name,
+        )
         return Proceed()
 
 
@@ -164,7 +182,9 @@ def _record_success(job_id: uuid.UUID, step_name: str) -> Outcome:
         job = lock_job(session, job_id)
         assert job is not None
         record = step_record(job, step_name)
-        record.status = StepStatus.COMPLETED if job.kind == "deprovision" else StepStatus.ROLLED_BACK
+        record.status = (
+            StepStatus.COMPLETED if job.kind == "deprovision" else StepStatus.ROLLED_BACK
+        )
         record.finished_at = utcnow()
         record_resources(job.department, step_name, None)
         journal(session, job, "INFO", f"{step_name} resources removed", step_name)
@@ -177,7 +197,9 @@ def finish_compensation(job_id: uuid.UUID, generation: int) -> Outcome:
         job = lock_job(session, job_id)
         if job is None or job.generation != generation or job.state not in UNDOING_STATES:
             return Stale("nothing to finish")
-        unremoved = StepStatus.FAILED if job.kind == "deprovision" else StepStatus.COMPENSATION_FAILED
+        unremoved = (
+            StepStatus.FAILED if job.kind == "deprovision" else StepStatus.COMPENSATION_FAILED
+        )
         left = [s.name for s in job.steps if s.status == unremoved]
         _settle(session, job, left)
         return Proceed()
@@ -196,7 +218,10 @@ def _settle(session: Session, job: ProvisioningJob, left_behind: list[str]) -> N
     transition(session, job, JobState.FAILED)
     department.status = DepartmentStatus.FAILED
     if job.kind == "deprovision":
-        job.error = {"step": left_behind[0], "attempt": None,
-                     "message": f"resources left behind: {', '.join(left_behind)}"}
+        job.error = {
+            "step": left_behind[0],
+            "attempt": None,
+            "message": f"resources left behind: {', '.join(left_behind)}",
+        }
     summary = f"left behind: {', '.join(left_behind)}" if left_behind else "nothing left behind"
     journal(session, job, "ERROR" if left_behind else "INFO", f"job FAILED; {summary}")

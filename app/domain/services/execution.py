@@ -55,8 +55,10 @@ def run_forward_step(
         if not isinstance(started, StartedStep):
             return started
         try:
-            with guards.heartbeat(job_id, started.step_id, settings.HEARTBEAT_INTERVAL), \
-                    guards.time_limit(started.budget, started.timeout_reason):
+            with (
+                guards.heartbeat(job_id, started.step_id, settings.HEARTBEAT_INTERVAL),
+                guards.time_limit(started.budget, started.timeout_reason),
+            ):
                 outputs = provider(settings, saga.step(step_name).provider).create(started.context)
         except TransientProviderError as exc:
             return _after_transient_error(job_id, step_name, exc, settings)
@@ -113,14 +115,21 @@ def _mark_running(
     record.attempts += 1
     record.started_at = record.started_at or utcnow()
     record.heartbeat_at = utcnow()
-    journal(session, job, "INFO", f"{definition.description} (attempt {record.attempts})", step_name)
+    journal(
+        session, job, "INFO", f"{definition.description} (attempt {record.attempts})", step_name
+    )
     if remaining < job.step_timeout:
         budget, reason = remaining, _job_timeout_reason(job)
     else:
         budget, reason = job.step_timeout, f"step exceeded STEP_TIMEOUT={job.step_timeout:g}s"
     session.flush()
-    return StartedStep(record.id, record.attempts, department_context(job, settings_of()),
-                       budget, f"{step_name} timed out on attempt {record.attempts}: {reason}")
+    return StartedStep(
+        record.id,
+        record.attempts,
+        department_context(job, settings_of()),
+        budget,
+        f"{step_name} timed out on attempt {record.attempts}: {reason}",
+    )
 
 
 def _after_transient_error(
@@ -138,9 +147,13 @@ def _after_transient_error(
         record.error = describe_error(exc)
         job.last_activity_at = utcnow() + timedelta(seconds=countdown)
         record.heartbeat_at = job.last_activity_at
-        journal(session, job, "WARNING",
-                f"attempt {record.attempts} failed ({record.error}); retrying in {countdown:g}s",
-                step_name)
+        journal(
+            session,
+            job,
+            "WARNING",
+            f"attempt {record.attempts} failed ({record.error}); retrying in {countdown:g}s",
+            step_name,
+        )
         return RetryLater(countdown, record.error)
 
 

@@ -57,7 +57,9 @@ def touch(job_id: uuid.UUID, step_id: int | None, ahead: float = 0.0) -> None:
             .values(last_activity_at=moment)
         )
         if step_id is not None:
-            session.execute(update(JobStep).where(JobStep.id == step_id).values(heartbeat_at=moment))
+            session.execute(
+                update(JobStep).where(JobStep.id == step_id).values(heartbeat_at=moment)
+            )
 
 
 @contextmanager

@@ -26,7 +26,9 @@ def department_health(department_id: str, settings: Settings) -> dict[str, Any] 
     return {
         "departmentId": department_id,
         "healthy": all(r.healthy for r in results),
-        "checks": [{"name": r.name, "healthy": r.healthy, "latency": r.latency_ms,
-                    "detail": r.detail} for r in results],
+        "checks": [
+            {"name": r.name, "healthy": r.healthy, "latency": r.latency_ms, "detail": r.detail}
+            for r in results
+        ],
         "lastCheck": iso(utcnow()),
     }

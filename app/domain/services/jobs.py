@@ -28,8 +28,11 @@ def journal(
     logger.log(
         logging.getLevelName(level),
         message,
-        extra={"provisioningId": str(job.id), "departmentId": job.department.department_id,
-               "step": step},
+        extra={
+            "provisioningId": str(job.id),
+            "departmentId": job.department.department_id,
+            "step": step,
+        },
     )
 
 

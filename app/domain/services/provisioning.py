@@ -11,8 +11,8 @@ import hashlib
 import json
 import logging
 import uuid
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -72,10 +72,17 @@ def replay_for(key: str, payload: dict[str, Any]) -> IdempotencyRecord | None:
 def remember_response(
     key: str, payload: dict[str, Any], status: int, body: dict[str, Any], headers: dict[str, str]
 ) -> None:
-    statement = insert(IdempotencyRecord).values(
-        key=key, request_hash=request_hash(payload), status_code=status, response=body,
-        headers=headers,
-    ).on_conflict_do_nothing()
+    statement = (
+        insert(IdempotencyRecord)
+        .values(
+            key=key,
+            request_hash=request_hash(payload),
+            status_code=status,
+            response=body,
+            headers=headers,
+        )
+        .on_conflict_do_nothing()
+    )
     with db.transaction() as session:
         session.execute(statement)
 
@@ -88,8 +95,7 @@ def submit_provisioning(payload: dict[str, Any], actor: str | None) -> Submissio
         # moment; the partial unique index let only one through. Report that one.
         submission = _record_provisioning(payload, actor)
     if submission.created:
-        _dispatch_safely(lambda: dispatch.current().forward(
-            submission.job_id, 1, saga.STEP_NAMES))
+        _dispatch_safely(lambda: dispatch.current().forward(submission.job_id, 1, saga.STEP_NAMES))
     return submission
 
 
@@ -115,14 +121,20 @@ def _department_for_update(session: Session, payload: dict[str, Any]) -> Departm
     """Creates the department row if missing, then locks it: concurrent requests
     for one department queue here instead of racing."""
     session.execute(
-        insert(Department).values(
-            id=uuid.uuid4(), department_id=payload["departmentId"],
-            department_name=payload["departmentName"], status=DepartmentStatus.PROVISIONING,
-            config=payload, resources={},
-        ).on_conflict_do_nothing(index_elements=["department_id"])
+        insert(Department)
+        .values(
+            id=uuid.uuid4(),
+            department_id=payload["departmentId"],
+            department_name=payload["departmentName"],
+            status=DepartmentStatus.PROVISIONING,
+            config=payload,
+            resources={},
+        )
+        .on_conflict_do_nothing(index_elements=["department_id"])
     )
     department = session.scalar(
-        select(Department).where(Department.department_id == payload["departmentId"])
+        select(Department)
+        .where(Department.department_id == payload["departmentId"])
         .with_for_update()
     )
     assert department is not None
@@ -139,21 +151,37 @@ def _active_job(session: Session, department: Department) -> ProvisioningJob | N
 
 
 def _new_job(
-    session: Session, department: Department, kind: str, config: dict[str, Any],
-    actor: str | None, steps: tuple[saga.SagaStep, ...],
+    session: Session,
+    department: Department,
+    kind: str,
+    config: dict[str, Any],
+    actor: str | None,
+    steps: tuple[saga.SagaStep, ...],
 ) -> ProvisioningJob:
     settings = current_settings()
     job = ProvisioningJob(
-        department=department, kind=kind, state=JobState.PENDING, generation=1,
-        config=config, requested_by=actor, step_timeout=settings.STEP_TIMEOUT,
+        department=department,
+        kind=kind,
+        state=JobState.PENDING,
+        generation=1,
+        config=config,
+        requested_by=actor,
+        step_timeout=settings.STEP_TIMEOUT,
         deadline_at=utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME)
-        if kind == "provision" else None,
+        if kind == "provision"
+        else None,
     )
     session.add(job)
     for position, definition in enumerate(steps):
-        job.steps.append(JobStep(position=position, name=definition.name,
-                                 action="create" if kind == "provision" else "delete",
-                                 status=StepStatus.PENDING, outputs={}))
+        job.steps.append(
+            JobStep(
+                position=position,
+                name=definition.name,
+                action="create" if kind == "provision" else "delete",
+                status=StepStatus.PENDING,
+                outputs={},
+            )
+        )
     session.flush()
     return job
 
@@ -178,8 +206,9 @@ def request_deprovision(department_id: str, actor: str | None) -> Submission:
         department.status = DepartmentStatus.DEPROVISIONING
         journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
         submission = Submission(job.id, department_id, True, job.state)
-    _dispatch_safely(lambda: dispatch.current().compensations(
-        submission.job_id, 1, [s.name for s in steps]))
+    _dispatch_safely(
+        lambda: dispatch.current().compensations(submission.job_id, 1, [s.name for s in steps])
+    )
     return submission
 
 

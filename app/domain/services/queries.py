@@ -17,15 +17,23 @@ from app.persistence.models import Department, JobLog, ProvisioningJob, utcnow
 COMPONENT_KEYS: tuple[str, ...] = ("database", "oauth", "docker", "railway", "n8n", "gateway")
 # Expected seconds per step before there is history to measure (issue #4 adds medians).
 DEFAULT_STEP_SECONDS: dict[str, float] = {
-    "validate_config": 0.2, "create_database": 1.0, "create_oauth": 0.5,
-    "deploy_container": 3.0, "deploy_workflows": 3.0, "configure_gateway": 0.5,
+    "validate_config": 0.2,
+    "create_database": 1.0,
+    "create_oauth": 0.5,
+    "deploy_container": 3.0,
+    "deploy_workflows": 3.0,
+    "configure_gateway": 0.5,
     "validate_deployment": 1.5,
 }
 COMPONENT_STATUS: dict[str, str] = {
-    StepStatus.PENDING: "pending", StepStatus.IN_PROGRESS: "in_progress",
-    StepStatus.COMPLETED: "completed", StepStatus.FAILED: "failed",
-    StepStatus.COMPENSATING: "rolling_back", StepStatus.ROLLED_BACK: "rolled_back",
-    StepStatus.COMPENSATION_FAILED: "failed", StepStatus.SKIPPED: "skipped",
+    StepStatus.PENDING: "pending",
+    StepStatus.IN_PROGRESS: "in_progress",
+    StepStatus.COMPLETED: "completed",
+    StepStatus.FAILED: "failed",
+    StepStatus.COMPENSATING: "rolling_back",
+    StepStatus.ROLLED_BACK: "rolled_back",
+    StepStatus.COMPENSATION_FAILED: "failed",
+    StepStatus.SKIPPED: "skipped",
 }
 LOG_LINES = 200
 
@@ -44,7 +52,10 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
         if job is None:
             return None
         logs = session.scalars(
-            select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id.desc()).limit(LOG_LINES)
+            select(JobLog)
+            .where(JobLog.job_id == job_id)
+            .order_by(JobLog.id.desc())
+            .limit(LOG_LINES)
         ).all()
         return {
             "provisioningId": str(job.id),
@@ -63,12 +74,23 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
 
 
 def _step_view(record: Any) -> dict[str, Any]:
-    duration = (record.finished_at - record.started_at).total_seconds() \
-        if record.finished_at and record.started_at else None
-    return {"name": record.name, "action": record.action, "status": record.status,
-            "attempts": record.attempts, "compensationAttempts": record.compensation_attempts,
-            "startedAt": iso(record.started_at), "finishedAt": iso(record.finished_at),
-            "durationSeconds": duration, "error": record.error, "outputs": record.outputs}
+    duration = (
+        (record.finished_at - record.started_at).total_seconds()
+        if record.finished_at and record.started_at
+        else None
+    )
+    return {
+        "name": record.name,
+        "action": record.action,
+        "status": record.status,
+        "attempts": record.attempts,
+        "compensationAttempts": record.compensation_attempts,
+        "startedAt": iso(record.started_at),
+        "finishedAt": iso(record.finished_at),
+        "durationSeconds": duration,
+        "error": record.error,
+        "outputs": record.outputs,
+    }
 
 
 def _progress(job: ProvisioningJob, settings: Settings) -> dict[str, Any]:
@@ -85,23 +107,35 @@ def _progress(job: ProvisioningJob, settings: Settings) -> dict[str, Any]:
 
 
 def _current_step(job: ProvisioningJob) -> str:
-    running = [s for s in job.steps if s.status in (StepStatus.IN_PROGRESS, StepStatus.COMPENSATING)]
+    running = [
+        s for s in job.steps if s.status in (StepStatus.IN_PROGRESS, StepStatus.COMPENSATING)
+    ]
     if running:
-        verb = "Removing" if running[0].status == StepStatus.COMPENSATING or job.kind == "deprovision" \
+        verb = (
+            "Removing"
+            if running[0].status == StepStatus.COMPENSATING or job.kind == "deprovision"
             else None
+        )
         description = saga.step(running[0].name).description
         return f"{verb} {running[0].name} resources" if verb else description
-    texts = {JobState.PENDING: "Queued", JobState.COMPLETED: "Completed",
-             JobState.FAILED: "Failed", JobState.ROLLING_BACK: "Rolling back",
-             JobState.DEPROVISIONING: "Deprovisioning"}
+    texts = {
+        JobState.PENDING: "Queued",
+        JobState.COMPLETED: "Completed",
+        JobState.FAILED: "Failed",
+        JobState.ROLLING_BACK: "Rolling back",
+        JobState.DEPROVISIONING: "Deprovisioning",
+    }
     return texts.get(JobState(job.state), job.state.replace("_", " ").capitalize())
 
 
 def _estimate(job: ProvisioningJob) -> datetime | None:
     if job.state in TERMINAL_STATES:
         return job.completed_at
-    remaining = sum(DEFAULT_STEP_SECONDS.get(s.name, 1.0) for s in job.steps
-                    if s.status in (StepStatus.PENDING, StepStatus.IN_PROGRESS))
+    remaining = sum(
+        DEFAULT_STEP_SECONDS.get(s.name, 1.0)
+        for s in job.steps
+        if s.status in (StepStatus.PENDING, StepStatus.IN_PROGRESS)
+    )
     return utcnow() + timedelta(seconds=remaining)
 
 
@@ -129,7 +163,8 @@ def list_departments(
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
             query.order_by(Department.created_at, Department.department_id)
-            .offset((page - 1) * per_page).limit(per_page)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
         ).all()
         return [department_row(d) for d in rows], total
 
@@ -137,7 +172,9 @@ def list_departments(
 def latest_job_id(department_id: str) -> uuid.UUID | None:
     with db.transaction() as session:
         return session.scalar(
-            select(ProvisioningJob.id).join(Department)
+            select(ProvisioningJob.id)
+            .join(Department)
             .where(Department.department_id == department_id)
-            .order_by(ProvisioningJob.created_at.desc()).limit(1)
+            .order_by(ProvisioningJob.created_at.desc())
+            .limit(1)
         )

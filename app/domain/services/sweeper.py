@@ -24,7 +24,7 @@ from app.config import Settings
 from app.domain import dispatch, saga
 from app.domain.services import guards
 from app.domain.services.compensation import fail_running_step, steps_to_compensate
-from app.domain.services.jobs import department_context, journal, lock_job, transition
+from app.domain.services.jobs import department_context, journal, lock_job
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow
@@ -42,12 +42,16 @@ class SweepAction:
 def stalled_job_ids(settings: Settings) -> list[uuid.UUID]:
     cutoff = utcnow() - timedelta(seconds=settings.STALL_TIMEOUT)
     with db.transaction() as session:
-        return list(session.scalars(
-            select(ProvisioningJob.id).where(
-                ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
-                ProvisioningJob.last_activity_at < cutoff,
-            ).order_by(ProvisioningJob.last_activity_at)
-        ))
+        return list(
+            session.scalars(
+                select(ProvisioningJob.id)
+                .where(
+                    ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
+                    ProvisioningJob.last_activity_at < cutoff,
+                )
+                .order_by(ProvisioningJob.last_activity_at)
+            )
+        )
 
 
 def sweep(settings: Settings) -> list[SweepAction]:
@@ -95,7 +99,9 @@ def _resume(session: Session, job: ProvisioningJob, resume_from: str | None) -> 
         if record.status == StepStatus.COMPLETED:
             record.status = StepStatus.PENDING  # it no longer checks out: run it again
     steps = tuple(names[start:])
-    journal(session, job, "WARNING", f"sweeper: job stalled (no live worker); resuming at {steps[0]}")
+    journal(
+        session, job, "WARNING", f"sweeper: job stalled (no live worker); resuming at {steps[0]}"
+    )
     return SweepAction(job.id, "resume", job.generation, steps)
 
 
@@ -112,7 +118,10 @@ def _first_step_to_run(job_id: uuid.UUID, settings: Settings) -> str | None:
         if status != StepStatus.COMPLETED:
             return name
         definition = saga.step(name)
-        if definition.has_resources and not provider(settings, definition.provider).check(context).healthy:
+        if (
+            definition.has_resources
+            and not provider(settings, definition.provider).check(context).healthy
+        ):
             return name
     return None
 
