@@ -119,9 +119,9 @@ def describe(settings: AgentSettings) -> dict[str, Any]:
     """What the department runs; config values themselves are not echoed."""
     return {
         "departmentId": settings.department_id,
-        "name": settings.department_name,
+        "departmentName": settings.department_name,
         "workflows": enabled_names(settings.config.get("workflows")),
-        "tools": enabled_names(settings.config.get("tools")),
+        "tools": enabled_names(settings.config.get("enabledTools")),
     }
 
 

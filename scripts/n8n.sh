@@ -183,7 +183,12 @@ cmd_start() {
     return
   fi
   if curl -fsS --max-time 3 "$BASE_URL/healthz" >/dev/null 2>&1; then
-    die "port $N8N_PORT already answers /healthz but not from $PIDFILE; stop it or set N8N_PORT"
+    # Another checkout's n8n (same install, same database): share it. `setup`
+    # logs in with the owner account and mints this checkout's own API key.
+    local waited=0
+    until is_ready || ((waited >= 120)); do sleep 2; waited=$((waited + 2)); done
+    log "reusing the n8n already serving port $N8N_PORT (not started from $RUN_DIR)"
+    return
   fi
   ensure_database
   launch

@@ -80,9 +80,9 @@ def postgres_database() -> str:
 
 def _config(memory: str = "512Mi", cpu: str = "500m") -> dict[str, Any]:
     return {
-        "name": "Agent Test Department",
+        "departmentName": "Agent Test Department",
         "workflows": [{"name": "intake", "enabled": True}, {"name": "archive", "enabled": False}],
-        "tools": ["search", "mail"],
+        "enabledTools": ["search", "mail"],
         "resources": {"memory": memory, "cpu": cpu},
     }
 
@@ -168,7 +168,7 @@ def test_create_starts_an_agent_that_serves_index_and_health(department: Departm
     assert index.status_code == 200
     assert index.json() == {
         "departmentId": department.department_id,
-        "name": "Agent Test Department",
+        "departmentName": "Agent Test Department",
         "workflows": ["intake"],
         "tools": ["search", "mail"],
     }
