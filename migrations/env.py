@@ -12,7 +12,8 @@ from app.config import load_settings
 from app.persistence.models import Base
 
 if context.config.config_file_name is not None:
-    fileConfig(context.config.config_file_name)
+    # Keep the app's loggers: migrations may run inside a live process (tests).
+    fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
 
