@@ -23,14 +23,17 @@ from flask.testing import FlaskClient
 
 from tests.support import stack
 
-TEST_DB = "po_test"
+# TEST_SLOT lets several suites run side by side on one machine (each its own
+# databases, Redis database and ports); CI uses slot 0.
+SLOT = int(os.environ.get("TEST_SLOT", "0"))
+TEST_DB = "po_test" if SLOT == 0 else f"po_test_{SLOT}"
 STATE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DB}"
 TENANT_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DB}_tenants"
-REDIS_URL = "redis://127.0.0.1:6379/14"
-API_PORT = 23000
-CADDY_ADMIN_PORT = 22019
-GATEWAY_PORT = 28080
-TEST_PREFIX = "zt"  # every department the tests create starts with it
+REDIS_URL = f"redis://127.0.0.1:6379/{14 - SLOT}"
+API_PORT = 23000 + 10 * SLOT
+CADDY_ADMIN_PORT = 22019 + 10 * SLOT
+GATEWAY_PORT = 28080 + 10 * SLOT
+TEST_PREFIX = "zt" if SLOT == 0 else f"z{SLOT}"  # every test department starts with it
 
 
 def _admin_sql(*statements: str, dbname: str = "postgres") -> None:

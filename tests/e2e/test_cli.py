@@ -10,7 +10,7 @@ import psycopg2
 import requests
 from flask import Flask
 
-from tests.conftest import TEST_DB, Stack, department_payload
+from tests.conftest import TEST_DB, TEST_PREFIX, Stack, department_payload
 from tests.e2e.conftest import leftovers
 from tests.support import probes
 
@@ -73,7 +73,7 @@ def test_provision_rejects_an_invalid_file_with_field_details(app: Flask, tmp_pa
 
 def test_cleanup_removes_resources_that_have_no_record(live_stack: Stack, app: Flask) -> None:
     """Resources made behind the orchestrator's back: a schema, a role, a route."""
-    department_id = "ztorphan" + department_payload()["departmentId"][-4:]
+    department_id = TEST_PREFIX + "orphan" + department_payload()["departmentId"][-4:]
     slug = department_id
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=f"{TEST_DB}_tenants")
     conn.autocommit = True

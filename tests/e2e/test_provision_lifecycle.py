@@ -6,7 +6,7 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import Stack, department_payload, make_token
+from tests.conftest import TEST_DB, Stack, department_payload, make_token
 from tests.e2e.conftest import leftovers, submit, wait_for_job
 from tests.support import probes
 
@@ -32,9 +32,9 @@ def test_provision_then_deprovision_with_every_real_component(
 
     # Each resource exists in its own system, once.
     env = live_stack.env
-    assert probes.tenant_schema_exists("po_test_tenants", department_id)
+    assert probes.tenant_schema_exists(f"{TEST_DB}_tenants", department_id)
     assert probes.tenant_role_exists(department_id)
-    assert probes.oauth_client_active("po_test", department_id)
+    assert probes.oauth_client_active(TEST_DB, department_id)
     assert len(probes.agent_pids(department_id)) >= 1
     assert probes.gateway_route_count(env["CADDY_ADMIN_URL"], department_id) == 1
     workflows = probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)

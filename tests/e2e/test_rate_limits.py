@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Stack, department_payload
+from tests.conftest import API_PORT, Stack, department_payload
 from tests.support import stack
 
-PORT = 23001
+PORT = API_PORT + 1
 
 
 @pytest.fixture(scope="module")

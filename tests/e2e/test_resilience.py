@@ -10,7 +10,7 @@ from dataclasses import replace
 from flask.testing import FlaskClient
 
 from app import config
-from tests.conftest import Stack, department_payload
+from tests.conftest import TEST_DB, Stack, department_payload
 from tests.e2e.conftest import leftovers, submit, wait_for_job, wait_for_status
 from tests.support import probes
 
@@ -117,4 +117,4 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper_without_duplicates(
     assert sorted(found["workflows"]) == sorted(
         f"{department_id}:{w}" for w in payload["workflows"]
     )
-    assert probes.oauth_client_active("po_test", department_id)
+    assert probes.oauth_client_active(TEST_DB, department_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -19,8 +20,8 @@ from app.providers.base import ProviderError, TransientProviderError
 from app.providers.gateway_caddy import CaddyGatewayProvider
 from tests.support.caddy import CaddyInstance, Upstream, department
 
-ADMIN_PORT = 12019
-GATEWAY_PORT = 18080
+ADMIN_PORT = 12019 + 10 * int(os.environ.get("TEST_SLOT", "0"))
+GATEWAY_PORT = 18080 + 10 * int(os.environ.get("TEST_SLOT", "0"))
 
 pytestmark = pytest.mark.slow
 
