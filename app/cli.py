@@ -71,10 +71,30 @@ def provision_command(config_file: Any, wait: bool) -> None:
         submission = provisioning.submit_provisioning(payload, _cli_actor())
     except provisioning.Conflict as exc:
         click.echo(str(exc))
+        report_health(payload["departmentId"])
         return
     click.echo(f"provisioning {submission.department_id}: job {submission.job_id}")
-    if wait and follow(submission.job_id) != "completed":
+    if not wait:
+        return
+    if follow(submission.job_id) != "completed":
         raise SystemExit(1)
+    report_health(submission.department_id)
+
+
+def report_health(department_id: str) -> None:
+    """The department's gateway URL and a live health check, as the last word."""
+    from app.domain.services.health import department_health
+
+    rows, _ = queries.list_departments(None, 1, 1, department_id)
+    if rows:
+        click.echo(f"deploymentUrl: {rows[0]['deploymentUrl'] or '-'}")
+    result = department_health(department_id, config.current())
+    if result is None:
+        return
+    for check in result["checks"]:
+        mark = "ok  " if check["healthy"] else "FAIL"
+        click.echo(f"  {mark} {check['name']:<22} {check['latency']:8.1f} ms {check['detail']}")
+    click.echo(f"healthy: {str(result['healthy']).lower()}")
 
 
 def follow(job_id: uuid.UUID, poll: float = 0.5) -> str:

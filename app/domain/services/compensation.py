@@ -23,6 +23,7 @@ from app.domain.services.jobs import (
     journal,
     lock_job,
     record_resources,
+    step_event,
     step_record,
     transition,
 )
@@ -77,6 +78,7 @@ def fail_running_step(session: Session, job: ProvisioningJob, reason: str) -> No
         record.status = StepStatus.FAILED
         record.error = reason
         record.finished_at = utcnow()
+        step_event(session, job, record)
     if job.error is None:
         failed = running[0] if running else None
         job.error = {
@@ -121,6 +123,7 @@ def _start(
         ):
             return Proceed()
         attempt = _mark_undoing(record, job.kind)
+        step_event(session, job, record)
         journal(
             session, job, "INFO", f"removing {step_name} resources (attempt {attempt})", step_name
         )
@@ -167,6 +170,7 @@ def _after_error(job_id: uuid.UUID, step_name: str, exc: Exception, settings: Se
         )
         record.error = f"compensation failed: {message}"
         record.finished_at = utcnow()
+        step_event(session, job, record)
         journal(
             session,
             job,
@@ -186,6 +190,7 @@ def _record_success(job_id: uuid.UUID, step_name: str) -> Outcome:
             StepStatus.COMPLETED if job.kind == "deprovision" else StepStatus.ROLLED_BACK
         )
         record.finished_at = utcnow()
+        step_event(session, job, record)
         record_resources(job.department, step_name, None)
         journal(session, job, "INFO", f"{step_name} resources removed", step_name)
         return Proceed()

@@ -26,6 +26,7 @@ from app.domain.services.jobs import (
     lock_job,
     max_retries,
     record_resources,
+    step_event,
     step_record,
     transition,
 )
@@ -115,6 +116,7 @@ def _mark_running(
     record.attempts += 1
     record.started_at = record.started_at or utcnow()
     record.heartbeat_at = utcnow()
+    step_event(session, job, record)
     journal(
         session, job, "INFO", f"{definition.description} (attempt {record.attempts})", step_name
     )
@@ -172,6 +174,7 @@ def _fail_in(session: Session, job: ProvisioningJob, step_name: str, reason: str
     record.status = StepStatus.FAILED
     record.error = reason
     record.finished_at = utcnow()
+    step_event(session, job, record)
     job.error = {"step": step_name, "attempt": record.attempts, "message": reason}
     journal(session, job, "ERROR", f"step {step_name} failed: {reason}", step_name)
     transition(session, job, JobState.ROLLING_BACK)
@@ -187,6 +190,7 @@ def _complete(job_id: uuid.UUID, step_name: str, outputs: dict[str, Any]) -> Out
         record.finished_at = utcnow()
         record.outputs = outputs
         record.error = None
+        step_event(session, job, record)
         definition = saga.step(step_name)
         if definition.has_resources:
             record_resources(job.department, step_name, outputs)

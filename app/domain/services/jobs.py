@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.domain import events
 from app.domain.saga import SagaStep
 from app.domain.states import JobState, check_transition
 from app.persistence.models import Department, JobLog, JobStep, ProvisioningJob, utcnow
@@ -25,6 +26,7 @@ def journal(
 ) -> None:
     """One line in the job's log (shown by the status endpoint) and the process log."""
     session.add(JobLog(job_id=job.id, level=level, message=message, step=step))
+    emit(session, job, "log", level=level, message=message, step=step)
     logger.log(
         logging.getLevelName(level),
         message,
@@ -41,8 +43,42 @@ def transition(session: Session, job: ProvisioningJob, target: JobState) -> None
     check_transition(JobState(job.state), target)
     if job.state != target:
         journal(session, job, "INFO", f"state {job.state} -> {target}")
+        emit(session, job, "state", previous=job.state, state=str(target))
         job.state = target
     job.last_activity_at = utcnow()
+
+
+def emit(session: Session, job: ProvisioningJob, event_type: str, **data: Any) -> None:
+    """Queues an event for subscribers; it is published if this transaction commits."""
+    events.record(
+        session,
+        events.JobEvent(
+            type=event_type,
+            job_id=str(job.id),
+            department_id=job.department.department_id,
+            kind=job.kind,
+            at=utcnow(),
+            data=data,
+        ),
+    )
+
+
+def step_event(session: Session, job: ProvisioningJob, record: JobStep) -> None:
+    duration = (
+        (record.finished_at - record.started_at).total_seconds()
+        if record.finished_at and record.started_at
+        else None
+    )
+    emit(
+        session,
+        job,
+        "step",
+        step=record.name,
+        status=record.status,
+        attempts=record.attempts,
+        durationSeconds=duration,
+        error=record.error,
+    )
 
 
 def lock_job(session: Session, job_id: uuid.UUID) -> ProvisioningJob | None:
