@@ -78,6 +78,11 @@ class DepartmentConfigSchema(Schema):
         validate=unique_list,
     )
     customConfig = fields.Dict(keys=fields.String(), load_default=dict)
+    callbackUrl = fields.Url(
+        schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000),
+        metadata={"description": "POSTed a signed event on every state change of this "
+                                 "department's jobs"},
+    )
 
     @validates("dataRetention")
     def _retention(self, value: str, **_: Any) -> None:
