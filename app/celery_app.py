@@ -32,13 +32,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_track_started": True,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
-        "beat_schedule": {
-            "sweep-stalled-jobs": {
-                "task": "provisioning.sweep",
-                "schedule": settings.SWEEP_INTERVAL,
-            },
-        },
+        "beat_schedule": beat_schedule(settings),
     }
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "sweep-stalled-jobs": {"task": "provisioning.sweep", "schedule": settings.SWEEP_INTERVAL},
+    }
+    if settings.DRIFT_CHECK_INTERVAL > 0:
+        schedule["detect-drift"] = {
+            "task": "provisioning.detect_drift",
+            "schedule": settings.DRIFT_CHECK_INTERVAL,
+        }
+    return schedule
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:

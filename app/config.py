@@ -62,6 +62,8 @@ class Settings:
     PROVISION_RATE_LIMIT: str = "10 per hour"
     API_RATE_LIMIT: str = "100 per minute"
     REGIONS: tuple[str, ...] = ("us-east", "us-west", "eu-west", "eu-central", "ap-southeast")
+    # Browser origins allowed to call the API cross-origin; empty keeps CORS closed.
+    CORS_ORIGINS: tuple[str, ...] = ()
 
     CONTAINER_RUNTIME: str = "local"
     GATEWAY_DRIVER: str = "caddy"
@@ -78,6 +80,26 @@ class Settings:
     RAILWAY_PROJECT_ID: str = ""
     RAILWAY_ENVIRONMENT_ID: str = ""
     RAILWAY_IMAGE: str = ""
+
+    DEPROVISION_REQUIRE_CONFIRM: bool = False
+    DRIFT_CHECK_INTERVAL: float = 300.0  # seconds between fleet health sweeps; 0 turns them off
+    AUTO_REPAIR: bool = False
+
+    # Observability: LOG_FORMAT json|text (empty: text in development, json elsewhere);
+    # METRICS_TOKEN guards /metrics (empty: loopback clients only).
+    LOG_FORMAT: str = ""
+    LOG_LEVEL: str = "INFO"
+    METRICS_TOKEN: str = ""
+
+    # Webhooks: every job state change is POSTed, signed, to these URLs and to
+    # the department's callbackUrl. An unset WEBHOOK_SECRET derives a
+    # per-install key from SECRETS_KEY (app/domain/webhook_security.py).
+    WEBHOOK_URLS: tuple[str, ...] = ()
+    WEBHOOK_SECRET: str = ""
+    WEBHOOK_ALLOW_PRIVATE: bool = False
+    WEBHOOK_TIMEOUT: float = 10.0
+    WEBHOOK_MAX_ATTEMPTS: int = 8
+    WEBHOOK_RETRY_BASE: float = 5.0
 
     FAULT_INJECTION_ENABLED: bool = False
 
@@ -168,6 +190,14 @@ def _railway_complete(settings: Settings) -> bool:
     return all(getattr(settings, name) for name in required)
 
 
+def _webhook_url_ok(url: str) -> bool:
+    from app.domain.webhook_security import url_refusal
+
+    # Private hosts are judged at delivery against WEBHOOK_ALLOW_PRIVATE; only
+    # what is never acceptable stops the start.
+    return url_refusal(url, allow_private=True) is None
+
+
 # Each rule: (it holds, the message naming the setting when it does not).
 RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
     (lambda s: s.APP_ENV in ENVIRONMENTS, f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}"),
@@ -198,6 +228,27 @@ RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
     (lambda s: s.RETRY_BASE > 0, "RETRY_BASE must be positive"),
     (lambda s: s.RETRY_MAX >= 0, "RETRY_MAX must not be negative"),
     (lambda s: bool(s.REGIONS), "REGIONS must list at least one region"),
+    (
+        lambda s: all(_webhook_url_ok(url) for url in s.WEBHOOK_URLS),
+        "WEBHOOK_URLS must be http(s) URLs with a host, none link-local or a metadata address",
+    ),
+    (
+        lambda s: not s.WEBHOOK_SECRET or len(s.WEBHOOK_SECRET) >= MIN_SECRET_LENGTH,
+        f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters",
+    ),
+    (
+        # Receivers must be able to verify signatures, so production names the key.
+        lambda s: not (s.is_production and s.WEBHOOK_URLS and not s.WEBHOOK_SECRET),
+        "WEBHOOK_URLS needs WEBHOOK_SECRET in production",
+    ),
+    (lambda s: s.WEBHOOK_TIMEOUT > 0, "WEBHOOK_TIMEOUT must be positive"),
+    (lambda s: s.WEBHOOK_MAX_ATTEMPTS >= 1, "WEBHOOK_MAX_ATTEMPTS must be at least 1"),
+    (lambda s: s.WEBHOOK_RETRY_BASE > 0, "WEBHOOK_RETRY_BASE must be positive"),
+    (lambda s: s.LOG_FORMAT in ("", "json", "text"), "LOG_FORMAT must be json or text"),
+    (
+        lambda s: s.LOG_LEVEL.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+    ),
 )
 
 

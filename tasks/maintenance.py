@@ -11,3 +11,10 @@ from app.domain.services.sweeper import sweep
 @shared_task(name="provisioning.sweep")
 def sweep_stalled_jobs() -> list[str]:
     return [f"{a.action} {a.job_id} gen {a.generation}" for a in sweep(current())]
+
+
+@shared_task(name="provisioning.detect_drift")
+def detect_drift_task() -> list[str]:
+    from app.domain.services.drift import detect_drift
+
+    return [f"{f.department_id}: {', '.join(f.failing)}" for f in detect_drift(current())]

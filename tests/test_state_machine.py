@@ -40,11 +40,12 @@ def test_forward_states_follow_the_saga_and_never_go_backwards() -> None:
         assert earlier not in TRANSITIONS[later]
 
 
-def test_failure_goes_through_rolling_back_and_only_to_failed() -> None:
+def test_failure_and_cancel_go_through_rolling_back() -> None:
     for state in FORWARD_STATES[1:]:
         assert JobState.FAILED not in TRANSITIONS[state]
+        assert JobState.CANCELLED not in TRANSITIONS[state]
         assert JobState.ROLLING_BACK in TRANSITIONS[state]
-    assert TRANSITIONS[JobState.ROLLING_BACK] == {JobState.FAILED}
+    assert TRANSITIONS[JobState.ROLLING_BACK] == {JobState.FAILED, JobState.CANCELLED}
 
 
 def test_compensations_exist_for_every_resource_step_in_reverse() -> None:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from app import config
-from app.api.auth import ensure_department_access, reader_required, scoped_department
-from app.domain.services import health, queries
+from app.api.auth import (
+    actor,
+    admin_required,
+    ensure_department_access,
+    reader_required,
+    scoped_department,
+)
+from app.api.provisioning import status_url
+from app.api.provisioning_schemas import DepartmentConfigSchema
+from app.domain.services import health, lifecycle, provisioning, queries
 from app.domain.states import DepartmentStatus
 
 blp = Blueprint("departments", __name__, url_prefix="/api", description="Departments")
@@ -18,6 +27,8 @@ blp = Blueprint("departments", __name__, url_prefix="/api", description="Departm
 
 class DepartmentListArgs(Schema):
     status = fields.String(validate=validate.OneOf([s.value for s in DepartmentStatus]))
+    includeDeprovisioned = fields.Boolean(load_default=False, metadata={
+        "description": "DEPROVISIONED departments are left out unless asked for"})
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -30,6 +41,9 @@ class DepartmentSchema(Schema):
     railwayDeploymentUrl = fields.String(allow_none=True)
     deploymentUrl = fields.String(allow_none=True)
     createdAt = fields.String()
+    deletionProtection = fields.Boolean()
+    configVersion = fields.Integer()
+    drift = fields.Dict(allow_none=True)
 
 
 class DepartmentListSchema(Schema):
@@ -37,6 +51,41 @@ class DepartmentListSchema(Schema):
     total = fields.Integer()
     page = fields.Integer()
     perPage = fields.Integer()
+
+
+class DepartmentUpdateSchema(Schema):
+    """Any of these; omitted fields keep their value."""
+
+    departmentName = fields.String()
+    workflows = fields.List(fields.String())
+    enabledTools = fields.List(fields.String())
+    resources = fields.Dict()
+    dataRetention = fields.String()
+    customConfig = fields.Dict()
+    callbackUrl = fields.String()
+    deletionProtection = fields.Boolean()
+
+
+class JobAcceptedSchema(Schema):
+    provisioningId = fields.UUID()
+    departmentId = fields.String()
+    status = fields.String()
+    message = fields.String()
+    statusUrl = fields.String()
+
+
+class ConfigVersionSchema(Schema):
+    version = fields.Integer()
+    config = fields.Dict()
+    diff = fields.Dict()
+    actor = fields.String(allow_none=True)
+    provisioningId = fields.String(allow_none=True)
+    createdAt = fields.String()
+
+
+class ConfigHistorySchema(Schema):
+    departmentId = fields.String()
+    versions = fields.List(fields.Nested(ConfigVersionSchema))
 
 
 class HealthCheckSchema(Schema):
@@ -62,7 +111,8 @@ class Departments(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List departments (paginated; filter by status)"""
         rows, total = queries.list_departments(
-            args.get("status"), args["page"], args["perPage"], scoped_department()
+            args.get("status"), args["page"], args["perPage"], scoped_department(),
+            include_deprovisioned=args["includeDeprovisioned"],
         )
         return {
             "departments": rows,
@@ -70,6 +120,80 @@ class Departments(MethodView):
             "page": args["page"],
             "perPage": args["perPage"],
         }
+
+
+@blp.route("/departments/<string:department_id>")
+class DepartmentResource(MethodView):
+    decorators = [admin_required]
+
+    @blp.arguments(DepartmentUpdateSchema)
+    @blp.response(202, JobAcceptedSchema)
+    @blp.alt_response(200, schema=DepartmentSchema, description="Nothing needed a job")
+    @blp.alt_response(404, description="Unknown department")
+    @blp.alt_response(409, description="A job is in flight, or the department is not ACTIVE")
+    def patch(self, changes: dict[str, Any], department_id: str) -> Any:
+        """Change a department: a tracked job applies only the difference
+
+        On failure the job restores the previous configuration. Changing only
+        `deletionProtection` applies at once.
+        """
+        protection = changes.pop("deletionProtection", None)
+        current = queries.department_config(department_id)
+        if current is None:
+            abort(404, message=f"department {department_id} not found")
+        merged = {**current, **changes}
+        errors = DepartmentConfigSchema().validate(merged)
+        if errors:
+            abort(422, message="invalid configuration", errors={"json": errors})
+        try:
+            submission = lifecycle.request_update(department_id, merged, protection, actor())
+        except (provisioning.Conflict, provisioning.NotFound) as exc:
+            abort(409 if isinstance(exc, provisioning.Conflict) else 404, message=str(exc))
+        if submission is None:
+            return jsonify(queries.department_view(department_id))
+        return _accepted(submission, "Update started")
+
+
+@blp.route("/departments/<string:department_id>/repair")
+class DepartmentRepair(MethodView):
+    decorators = [admin_required]
+
+    @blp.response(202, JobAcceptedSchema)
+    @blp.alt_response(404, description="Unknown department")
+    @blp.alt_response(409, description="Healthy, a job in flight, or not ACTIVE/DEGRADED")
+    def post(self, department_id: str) -> Any:
+        """Re-create only the resources whose health checks fail"""
+        try:
+            failing = lifecycle.failing_checks(department_id, config.current())
+            if not failing:
+                abort(409, message=f"department {department_id} is healthy; nothing to repair")
+            submission = lifecycle.request_repair(department_id, failing, actor())
+        except provisioning.NotFound as exc:
+            abort(404, message=str(exc))
+        except provisioning.Conflict as exc:
+            abort(409, message=str(exc))
+        return _accepted(submission, f"Repairing: {', '.join(failing)}")
+
+
+@blp.route("/departments/<string:department_id>/history")
+class DepartmentHistory(MethodView):
+    decorators = [reader_required]
+
+    @blp.response(200, ConfigHistorySchema)
+    def get(self, department_id: str) -> dict[str, Any]:
+        """The department's configuration versions: who, when, what changed"""
+        ensure_department_access(department_id)
+        versions = queries.config_history(department_id)
+        if versions is None:
+            abort(404, message=f"department {department_id} not found")
+        return {"departmentId": department_id, "versions": versions}
+
+
+def _accepted(submission: provisioning.Submission, message: str) -> Any:
+    url = status_url(submission.job_id)
+    body = {"provisioningId": submission.job_id, "departmentId": submission.department_id,
+            "status": submission.state.lower(), "message": message, "statusUrl": url}
+    return body, 202, {"Location": url}
 
 
 @blp.route("/departments/<string:department_id>/health")

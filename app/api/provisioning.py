@@ -5,21 +5,26 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import request
+from flask import jsonify, request
 from flask.views import MethodView
 from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint, abort
 
 from app import config
+from app.api.audit import audit_endpoints
 from app.api.auth import actor, admin_required, ensure_department_access, reader_required
 from app.api.limits import limiter
 from app.api.provisioning_schemas import (
+    CancelAcceptedSchema,
     DepartmentConfigSchema,
     DeprovisionAcceptedSchema,
+    DeprovisionArgsSchema,
     ProvisionAcceptedSchema,
+    ProvisionPlanSchema,
+    ProvisionQuerySchema,
     ProvisionStatusSchema,
 )
-from app.domain.services import provisioning, queries
+from app.domain.services import lifecycle, planning, provisioning, queries
 
 blp = Blueprint(
     "provisioning",
@@ -27,6 +32,8 @@ blp = Blueprint(
     url_prefix="/api",
     description="Provision and deprovision departments, and follow their jobs",
 )
+# Submits and deprovisions are audited whatever their outcome, refusals included.
+audit_endpoints(blp, {"ProvisionDepartment": "provision", "Deprovision": "deprovision"})
 
 
 def status_url(job_id: uuid.UUID) -> str:
@@ -64,14 +71,20 @@ class ProvisionDepartment(MethodView):
     ]
 
     @blp.arguments(DepartmentConfigSchema)
+    @blp.arguments(ProvisionQuerySchema, location="query", as_kwargs=True)
     @blp.response(202, ProvisionAcceptedSchema)
+    @blp.alt_response(200, schema=ProvisionPlanSchema, description="The plan (dryRun=true)")
     @blp.alt_response(409, description="The department is already ACTIVE")
-    def post(self, payload: dict[str, Any]) -> Any:
+    def post(self, payload: dict[str, Any], dryRun: bool = False) -> Any:
         """Provision a department (asynchronous; follow statusUrl)
 
         An `Idempotency-Key` header makes retries of this call safe: the same key
-        and body return the first response again.
+        and body return the first response again. `dryRun=true` answers 200 with
+        the plan and changes nothing anywhere.
         """
+        if dryRun:
+            return jsonify(ProvisionPlanSchema().dump(
+                planning.plan_provisioning(payload, config.current())))
         key = request.headers.get("Idempotency-Key")
         try:
             replay = provisioning.replay_for(key, payload) if key else None
@@ -104,17 +117,50 @@ class ProvisionStatus(MethodView):
         return view
 
 
+@blp.route("/provision-status/<uuid:provisioning_id>/cancel")
+class CancelJob(MethodView):
+    decorators = [admin_required]
+
+    @blp.response(202, CancelAcceptedSchema)
+    @blp.alt_response(404, description="Unknown job")
+    @blp.alt_response(409, description="The job already ended or is already undoing its work")
+    def post(self, provisioning_id: uuid.UUID) -> Any:
+        """Cancel a job: it stops at the next safe point, rolls back, and ends CANCELLED"""
+        try:
+            submission = lifecycle.request_cancel(provisioning_id, actor())
+        except provisioning.NotFound as exc:
+            abort(404, message=str(exc))
+        except provisioning.Conflict as exc:
+            abort(409, message=str(exc))
+        body = {"provisioningId": submission.job_id, "departmentId": submission.department_id,
+                "status": "cancelling", "statusUrl": status_url(submission.job_id),
+                "message": "The job stops at the next safe point, then rolls back"}
+        return body, 202, {"Location": body["statusUrl"]}
+
+
 @blp.route("/deprovision/<string:department_id>")
 class Deprovision(MethodView):
     decorators = [admin_required]
 
     @blp.response(202, DeprovisionAcceptedSchema)
     @blp.alt_response(404, description="Unknown department")
-    @blp.alt_response(409, description="A provisioning job is in flight, or already deprovisioned")
-    def delete(self, department_id: str) -> Any:
-        """Remove every resource of a department, in reverse order, as a tracked job"""
+    @blp.alt_response(409, description="A job is in flight, deletion protection is on, "
+                      "or already deprovisioned")
+    @blp.alt_response(422, description="Confirmation required")
+    @blp.arguments(DeprovisionArgsSchema, location="query", as_kwargs=True)
+    def delete(self, department_id: str, confirm: str | None = None) -> Any:
+        """Remove every resource of a department, in reverse order, as a tracked job
+
+        With DEPROVISION_REQUIRE_CONFIRM on, `confirm` (query, or a JSON body
+        `{"confirm": ...}`) must equal the departmentId. A department with
+        deletion protection answers 409.
+        """
+        body_confirm = (request.get_json(silent=True) or {}).get("confirm")
         try:
-            submission = provisioning.request_deprovision(department_id, actor())
+            submission = provisioning.request_deprovision(
+                department_id, actor(), confirm or body_confirm)
+        except provisioning.ConfirmationRequired as exc:
+            abort(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})
         except provisioning.NotFound as exc:
             abort(404, message=str(exc))
         except provisioning.Conflict as exc:

@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from app import config
+from app.api.webhooks_schemas import callback_url_allowed
 from app.domain import catalogue
 
 DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
@@ -79,7 +80,8 @@ class DepartmentConfigSchema(Schema):
     )
     customConfig = fields.Dict(keys=fields.String(), load_default=dict)
     callbackUrl = fields.Url(
-        schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000),
+        schemes={"http", "https"}, require_tld=False,
+        validate=[validate.Length(max=2000), callback_url_allowed],
         metadata={"description": "POSTed a signed event on every state change of this "
                                  "department's jobs"},
     )
@@ -176,3 +178,39 @@ class DeprovisionAcceptedSchema(Schema):
     message = fields.String()
     statusUrl = fields.String()
     cleanupProgress = fields.Dict()
+
+
+class ProvisionQuerySchema(Schema):
+    dryRun = fields.Boolean(load_default=False, metadata={
+        "description": "Answer with the plan instead of provisioning; changes nothing"})
+
+
+class PlannedStepSchema(Schema):
+    step = fields.String()
+    state = fields.String()
+    description = fields.String()
+    resources = fields.Dict()
+    exists = fields.Dict(allow_none=True, metadata={
+        "description": "Which of the step's resources exist already (read-only probes)"})
+
+
+class ProvisionPlanSchema(Schema):
+    dryRun = fields.Boolean()
+    departmentId = fields.String()
+    valid = fields.Boolean()
+    errors = fields.Dict()
+    wouldConflict = fields.String(allow_none=True)
+    steps = fields.List(fields.Nested(PlannedStepSchema))
+
+
+class CancelAcceptedSchema(Schema):
+    provisioningId = fields.UUID()
+    departmentId = fields.String()
+    status = fields.String()
+    message = fields.String()
+    statusUrl = fields.String()
+
+
+class DeprovisionArgsSchema(Schema):
+    confirm = fields.String(metadata={"description": "The departmentId, when confirmation "
+                                                     "is required (DEPROVISION_REQUIRE_CONFIRM)"})

@@ -21,6 +21,7 @@ class JobState(StrEnum):
     COMPLETED = "COMPLETED"
     ROLLING_BACK = "ROLLING_BACK"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
     DEPROVISIONING = "DEPROVISIONING"
 
 
@@ -34,7 +35,7 @@ FORWARD_STATES: tuple[JobState, ...] = (
     JobState.CONFIGURING_GATEWAY,
     JobState.VALIDATING_DEPLOYMENT,
 )
-TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED})
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 
 
 def _forward_table() -> dict[JobState, frozenset[JobState]]:
@@ -50,10 +51,12 @@ def _forward_table() -> dict[JobState, frozenset[JobState]]:
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     **_forward_table(),
-    JobState.ROLLING_BACK: frozenset({JobState.FAILED}),
+    # A cancelled job rolls back like a failed one, then says it was cancelled.
+    JobState.ROLLING_BACK: frozenset({JobState.FAILED, JobState.CANCELLED}),
     JobState.DEPROVISIONING: frozenset({JobState.COMPLETED, JobState.FAILED}),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset(),
+    JobState.CANCELLED: frozenset(),
 }
 
 
@@ -74,6 +77,7 @@ class DepartmentStatus(StrEnum):
     PROVISIONING = "PROVISIONING"
     ACTIVE = "ACTIVE"
     FAILED = "FAILED"
+    DEGRADED = "DEGRADED"  # was ACTIVE; some of its resources stopped checking out
     DEPROVISIONING = "DEPROVISIONING"
     DEPROVISIONED = "DEPROVISIONED"
 

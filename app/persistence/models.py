@@ -45,6 +45,11 @@ class Department(Base):
     resources: Mapped[dict[str, Any]] = mapped_column(default=dict)
     deployment_url: Mapped[str | None] = mapped_column(String(500))
     container_url: Mapped[str | None] = mapped_column(String(500))
+    deletion_protection: Mapped[bool] = mapped_column(default=False)
+    config_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The failing checks that made the department DEGRADED, as last seen.
+    drift: Mapped[dict[str, Any] | None]
+    last_health_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -72,7 +77,7 @@ class ProvisioningJob(Base):
             "uq_one_active_job_per_department",
             "department_pk",
             unique=True,
-            postgresql_where=text("state NOT IN ('COMPLETED', 'FAILED')"),
+            postgresql_where=text("state NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"),
         ),
     )
 
@@ -84,7 +89,11 @@ class ProvisioningJob(Base):
     # generations are stale and do nothing when they arrive.
     generation: Mapped[int] = mapped_column(Integer, default=0)
     config: Mapped[dict[str, Any]]
+    # An update job's compensation restores this configuration.
+    previous_config: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(320))
     requested_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -123,6 +132,24 @@ class JobStep(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     job: Mapped[ProvisioningJob] = relationship(back_populates="steps")
+
+
+class DepartmentConfigVersion(Base):
+    """Every configuration a department has run with: who, when, and what changed."""
+
+    __tablename__ = "department_config_versions"
+    __table_args__ = (UniqueConstraint("department_pk", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    department_pk: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("departments.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]]
+    diff: Mapped[dict[str, Any]]
+    actor: Mapped[str | None] = mapped_column(String(320))
+    job_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class JobLog(Base):

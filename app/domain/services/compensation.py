@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ from app.domain.services.jobs import (
 )
 from app.domain.states import (
     STARTED_STEP_STATUSES,
+    TERMINAL_STATES,
     DepartmentStatus,
     JobState,
     StepStatus,
@@ -42,11 +44,32 @@ UNDOING_STATES = (JobState.ROLLING_BACK, JobState.DEPROVISIONING)
 
 
 def steps_to_compensate(job: ProvisioningJob) -> list[str]:
-    """Reverse saga order; for a rollback only the steps that ever started."""
-    names = [s.name for s in reversed(saga.RESOURCE_STEPS)]
+    """Reverse order of the job's own steps; for a rollback only those that started.
+
+    A repair only re-creates what was missing, so failing it undoes nothing.
+    """
+    if job.kind == "repair":
+        return []
+    if job.kind == "update":
+        return _steps_to_restore(job)
+    records = [r for r in reversed(job.steps) if saga.step(r.name).has_resources]
     if job.kind == "deprovision":
-        return [n for n in names if step_record(job, n).status != StepStatus.COMPLETED]
-    return [n for n in names if step_record(job, n).status in STARTED_STEP_STATUSES]
+        return [r.name for r in records if r.status != StepStatus.COMPLETED]
+    return [r.name for r in records if r.status in STARTED_STEP_STATUSES]
+
+
+def _steps_to_restore(job: ProvisioningJob) -> list[str]:
+    """Restoring re-applies the previous configuration, which is itself a forward
+    convergence: forward order, and a restarted container needs its route again."""
+    names = [
+        r.name
+        for r in job.steps
+        if saga.step(r.name).has_resources and r.status in STARTED_STEP_STATUSES
+    ]
+    job_steps = {r.name for r in job.steps}
+    if "deploy_container" in names and "configure_gateway" in job_steps:
+        names = [n for n in names if n != "configure_gateway"] + ["configure_gateway"]
+    return names
 
 
 def begin_rollback(job_id: uuid.UUID, generation: int) -> tuple[int, list[str]] | Stale:
@@ -63,7 +86,7 @@ def _claim_rollback(job_id: uuid.UUID, generation: int) -> tuple[int, list[str]]
         if job is None or job.generation != generation:
             return Stale("rollback already claimed or job gone")
         if job.state not in UNDOING_STATES:
-            if job.state in (JobState.COMPLETED, JobState.FAILED):
+            if job.state in TERMINAL_STATES:
                 return Stale(f"job is {job.state}")
             fail_running_step(session, job, "the step's task failed without recording why")
         job.generation += 1
@@ -98,21 +121,24 @@ def run_compensation(
         started = _start(job_id, generation, step_name, settings)
         if not isinstance(started, tuple):
             return started
-        step_id, context = started
+        step_id, context, restore = started
+        component = provider(settings, saga.step(step_name).provider)
         try:
             with (
                 guards.heartbeat(job_id, step_id, settings.HEARTBEAT_INTERVAL),
                 guards.time_limit(settings.STEP_TIMEOUT, "compensation exceeded STEP_TIMEOUT"),
             ):
-                provider(settings, saga.step(step_name).provider).delete(context)
+                # An update is undone by converging back to the previous
+                # configuration; anything else by removing what was made.
+                outputs = component.create(context) if restore else component.delete(context)
         except Exception as exc:
             return _after_error(job_id, step_name, exc, settings)
-        return _record_success(job_id, step_name)
+        return _record_success(job_id, step_name, outputs if restore else None)
 
 
 def _start(
     job_id: uuid.UUID, generation: int, step_name: str, settings: Settings
-) -> tuple[int, DepartmentContext] | Outcome:
+) -> tuple[int, DepartmentContext, bool] | Outcome:
     with db.transaction() as session:
         job = lock_job(session, job_id)
         if job is None or job.generation != generation or job.state not in UNDOING_STATES:
@@ -128,7 +154,11 @@ def _start(
             session, job, "INFO", f"removing {step_name} resources (attempt {attempt})", step_name
         )
         job.last_activity_at = utcnow()
-        return record.id, department_context(job, settings)
+        context = department_context(job, settings)
+        restore = job.kind == "update" and job.previous_config is not None
+        if restore:
+            context.config = dict(job.previous_config or {})
+        return record.id, context, restore
 
 
 def _mark_undoing(record: JobStep, kind: str) -> int:
@@ -181,7 +211,7 @@ def _after_error(job_id: uuid.UUID, step_name: str, exc: Exception, settings: Se
         return Proceed()
 
 
-def _record_success(job_id: uuid.UUID, step_name: str) -> Outcome:
+def _record_success(job_id: uuid.UUID, step_name: str, restored: dict[str, Any] | None) -> Outcome:
     with db.transaction() as session:
         job = lock_job(session, job_id)
         assert job is not None
@@ -191,8 +221,9 @@ def _record_success(job_id: uuid.UUID, step_name: str) -> Outcome:
         )
         record.finished_at = utcnow()
         step_event(session, job, record)
-        record_resources(job.department, step_name, None)
-        journal(session, job, "INFO", f"{step_name} resources removed", step_name)
+        record_resources(job.department, step_name, restored)
+        verb = "restored to the previous configuration" if restored is not None else "removed"
+        journal(session, job, "INFO", f"{step_name} resources {verb}", step_name)
         return Proceed()
 
 
@@ -220,8 +251,9 @@ def _settle(session: Session, job: ProvisioningJob, left_behind: list[str]) -> N
         department.container_url = None
         journal(session, job, "INFO", f"department {department.department_id} deprovisioned")
         return
-    transition(session, job, JobState.FAILED)
-    department.status = DepartmentStatus.FAILED
+    final = JobState.CANCELLED if job.cancel_requested_at else JobState.FAILED
+    transition(session, job, final)
+    department.status = _department_status_after(job.kind, left_behind)
     if job.kind == "deprovision":
         job.error = {
             "step": left_behind[0],
@@ -229,4 +261,14 @@ def _settle(session: Session, job: ProvisioningJob, left_behind: list[str]) -> N
             "message": f"resources left behind: {', '.join(left_behind)}",
         }
     summary = f"left behind: {', '.join(left_behind)}" if left_behind else "nothing left behind"
-    journal(session, job, "ERROR" if left_behind else "INFO", f"job FAILED; {summary}")
+    journal(session, job, "ERROR" if left_behind else "INFO", f"job {final}; {summary}")
+
+
+def _department_status_after(kind: str, left_behind: list[str]) -> DepartmentStatus:
+    """A failed update or repair leaves a running department: ACTIVE on the
+    previous configuration, or DEGRADED where something could not be restored."""
+    if kind == "update":
+        return DepartmentStatus.DEGRADED if left_behind else DepartmentStatus.ACTIVE
+    if kind == "repair":
+        return DepartmentStatus.DEGRADED
+    return DepartmentStatus.FAILED

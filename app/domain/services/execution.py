@@ -22,15 +22,17 @@ from app.domain.services.jobs import (
     backoff,
     department_context,
     describe_error,
+    finish_successfully,
     journal,
     lock_job,
     max_retries,
+    next_step_record,
     record_resources,
     step_event,
     step_record,
     transition,
 )
-from app.domain.states import DepartmentStatus, JobState, StepStatus
+from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow
 from app.providers.base import DepartmentContext, TransientProviderError
@@ -74,6 +76,8 @@ def _start(job_id: uuid.UUID, generation: int, step_name: str) -> StartedStep | 
         refusal = _refusal(job, generation, step_name)
         if refusal is not None or job is None:
             return refusal or Stale("job not found")
+        if job.cancel_requested_at is not None:
+            return cancel_at_safe_point(session, job)
         job.started_at = job.started_at or utcnow()
         remaining = (job.deadline_at - utcnow()).total_seconds() if job.deadline_at else 1e9
         if remaining <= 0:
@@ -92,14 +96,13 @@ def _refusal(job: ProvisioningJob | None, generation: int, step_name: str) -> Ou
         return Stale("job not found")
     if job.generation != generation:
         return Stale(f"generation {generation} superseded by {job.generation}")
-    if job.state in (JobState.COMPLETED, JobState.FAILED, JobState.ROLLING_BACK):
+    if job.state in TERMINAL_STATES or job.state == JobState.ROLLING_BACK:
         return Stale(f"job is {job.state}")
     record = step_record(job, step_name)
     if record.status == StepStatus.COMPLETED:
         # A redelivered message: go on only if its successor has not started,
         # so that one duplicate cannot fork the chain.
-        later = saga.steps_after(step_name)
-        successor = step_record(job, later[0].name) if later else None
+        successor = next_step_record(job, step_name)
         if successor is None or successor.status == StepStatus.PENDING:
             return Proceed()
         return Stale("step already completed")
@@ -195,17 +198,17 @@ def _complete(job_id: uuid.UUID, step_name: str, outputs: dict[str, Any]) -> Out
         if definition.has_resources:
             record_resources(job.department, step_name, outputs)
         journal(session, job, "INFO", f"{definition.description}: done", step_name)
-        if not saga.steps_after(step_name):
-            _finish_provisioning(session, job)
+        if next_step_record(job, step_name) is None:
+            finish_successfully(session, job)
+        elif job.cancel_requested_at is not None:
+            return cancel_at_safe_point(session, job)
         return Proceed()
 
 
-def _finish_provisioning(session: Session, job: ProvisioningJob) -> None:
-    transition(session, job, JobState.COMPLETED)
-    job.completed_at = utcnow()
-    department = job.department
-    department.status = DepartmentStatus.ACTIVE
-    resources = department.resources or {}
-    department.deployment_url = resources.get("configure_gateway", {}).get("url")
-    department.container_url = resources.get("deploy_container", {}).get("url")
-    journal(session, job, "INFO", f"department {department.department_id} is ACTIVE")
+def cancel_at_safe_point(session: Session, job: ProvisioningJob) -> Outcome:
+    """Between steps: stop going forward and undo what this job did."""
+    reason = f"cancelled by {job.cancel_requested_by or 'unknown'}"
+    job.error = {"step": None, "attempt": None, "message": reason}
+    journal(session, job, "WARNING", f"{reason}; rolling back at a safe point")
+    transition(session, job, JobState.ROLLING_BACK)
+    return Failed(reason)

@@ -95,14 +95,14 @@ def submit_provisioning(payload: dict[str, Any], actor: str | None) -> Submissio
         # moment; the partial unique index let only one through. Report that one.
         submission = _record_provisioning(payload, actor)
     if submission.created:
-        _dispatch_safely(lambda: dispatch.current().forward(submission.job_id, 1, saga.STEP_NAMES))
+        dispatch_safely(lambda: dispatch.current().forward(submission.job_id, 1, saga.STEP_NAMES))
     return submission
 
 
 def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
     with db.transaction() as session:
         department = _department_for_update(session, payload)
-        active = _active_job(session, department)
+        active = active_job(session, department)
         if active is not None:
             if active.kind != "provision":
                 raise Conflict(f"department {department.department_id} is being deprovisioned")
@@ -112,7 +112,7 @@ def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submissi
         department.config = payload
         department.department_name = payload["departmentName"]
         department.status = DepartmentStatus.PROVISIONING
-        job = _new_job(session, department, "provision", payload, actor, saga.SAGA)
+        job = new_job(session, department, "provision", payload, actor, saga.SAGA)
         journal(session, job, "INFO", f"provisioning requested by {actor or 'unknown'}")
         return Submission(job.id, department.department_id, True, job.state)
 
@@ -141,7 +141,7 @@ def _department_for_update(session: Session, payload: dict[str, Any]) -> Departm
     return department
 
 
-def _active_job(session: Session, department: Department) -> ProvisioningJob | None:
+def active_job(session: Session, department: Department) -> ProvisioningJob | None:
     return session.scalar(
         select(ProvisioningJob).where(
             ProvisioningJob.department_pk == department.id,
@@ -150,7 +150,7 @@ def _active_job(session: Session, department: Department) -> ProvisioningJob | N
     )
 
 
-def _new_job(
+def new_job(
     session: Session,
     department: Department,
     kind: str,
@@ -167,9 +167,10 @@ def _new_job(
         config=config,
         requested_by=actor,
         step_timeout=settings.STEP_TIMEOUT,
-        deadline_at=utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME)
-        if kind == "provision"
-        else None,
+        # Removing things must finish whatever the clock says; building has a deadline.
+        deadline_at=None
+        if kind == "deprovision"
+        else utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME),
     )
     session.add(job)
     for position, definition in enumerate(steps):
@@ -186,27 +187,42 @@ def _new_job(
     return job
 
 
-def request_deprovision(department_id: str, actor: str | None) -> Submission:
+class ConfirmationRequired(Exception):
+    """Deprovisioning needs ``confirm: <departmentId>`` and did not get it (HTTP 422)."""
+
+
+def request_deprovision(
+    department_id: str, actor: str | None, confirm: str | None = None
+) -> Submission:
+    if current_settings().DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
+        raise ConfirmationRequired(f"set confirm to {department_id!r} to deprovision it")
     with db.transaction() as session:
         department = session.scalar(
             select(Department).where(Department.department_id == department_id).with_for_update()
         )
         if department is None:
             raise NotFound(f"department {department_id} not found")
-        active = _active_job(session, department)
+        active = active_job(session, department)
         if active is not None and active.kind == "deprovision":
             return Submission(active.id, department_id, False, active.state)
         if active is not None:
-            raise Conflict(f"department {department_id} has a provisioning job in flight")
+            raise Conflict(
+                f"department {department_id} has a {active.kind} job in flight; cancel it first"
+            )
         if department.status == DepartmentStatus.DEPROVISIONED:
             raise Conflict(f"department {department_id} is already deprovisioned")
+        if department.deletion_protection:
+            raise Conflict(
+                f"department {department_id} has deletion protection; "
+                "PATCH deletionProtection=false first"
+            )
         steps = tuple(reversed(saga.RESOURCE_STEPS))
-        job = _new_job(session, department, "deprovision", department.config, actor, steps)
+        job = new_job(session, department, "deprovision", department.config, actor, steps)
         transition(session, job, JobState.DEPROVISIONING)
         department.status = DepartmentStatus.DEPROVISIONING
         journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
         submission = Submission(job.id, department_id, True, job.state)
-    _dispatch_safely(
+    dispatch_safely(
         lambda: dispatch.current().compensations(submission.job_id, 1, [s.name for s in steps])
     )
     return submission
@@ -228,7 +244,7 @@ def retry_job(job_id: uuid.UUID, actor: str | None) -> Submission:
     return submit_provisioning(config, actor)
 
 
-def _dispatch_safely(send: Any) -> None:
+def dispatch_safely(send: Any) -> None:
     try:
         send()
     except Exception:

@@ -7,15 +7,23 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, object_session
 
 from app.config import Settings
 from app.domain import saga
-from app.domain.states import TERMINAL_STATES, JobState, StepStatus
+from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
-from app.persistence.models import Department, JobLog, ProvisioningJob, utcnow
+from app.persistence.models import (
+    Department,
+    DepartmentConfigVersion,
+    JobLog,
+    JobStep,
+    ProvisioningJob,
+    utcnow,
+)
 
 COMPONENT_KEYS: tuple[str, ...] = ("database", "oauth", "docker", "railway", "n8n", "gateway")
-# Expected seconds per step before there is history to measure (issue #4 adds medians).
+# Expected seconds per step until job_steps has history to measure (see _estimate).
 DEFAULT_STEP_SECONDS: dict[str, float] = {
     "validate_config": 0.2,
     "create_database": 1.0,
@@ -128,15 +136,64 @@ def _current_step(job: ProvisioningJob) -> str:
     return texts.get(JobState(job.state), job.state.replace("_", " ").capitalize())
 
 
+# Each step's median over its most recent completed runs: recent enough to follow
+# a changing environment, few enough rows to keep the status view cheap.
+ESTIMATE_HISTORY = 20
+
+
 def _estimate(job: ProvisioningJob) -> datetime | None:
     if job.state in TERMINAL_STATES:
         return job.completed_at
+    medians = _median_step_seconds(object_session(job))
+    now = utcnow()
     remaining = sum(
-        DEFAULT_STEP_SECONDS.get(s.name, 1.0)
+        _expected_seconds(s, medians, now)
         for s in job.steps
         if s.status in (StepStatus.PENDING, StepStatus.IN_PROGRESS)
     )
-    return utcnow() + timedelta(seconds=remaining)
+    return now + timedelta(seconds=remaining)
+
+
+def _expected_seconds(
+    step: JobStep, medians: dict[tuple[str, str], float], now: datetime
+) -> float:
+    expected = medians.get((step.name, step.action), DEFAULT_STEP_SECONDS.get(step.name, 1.0))
+    if step.status == StepStatus.IN_PROGRESS and step.started_at:
+        expected -= (now - step.started_at).total_seconds()
+    return max(expected, 0.0)
+
+
+def _median_step_seconds(session: Session | None) -> dict[tuple[str, str], float]:
+    """(step name, action) -> median seconds of its last ESTIMATE_HISTORY completions."""
+    if session is None:
+        return {}
+    recency = func.row_number().over(
+        partition_by=(JobStep.name, JobStep.action), order_by=JobStep.finished_at.desc()
+    )
+    recent = (
+        select(
+            JobStep.name,
+            JobStep.action,
+            func.extract("epoch", JobStep.finished_at - JobStep.started_at).label("seconds"),
+            recency.label("recency"),
+        )
+        .where(
+            JobStep.status == StepStatus.COMPLETED,
+            JobStep.started_at.is_not(None),
+            JobStep.finished_at.is_not(None),
+        )
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            recent.c.name,
+            recent.c.action,
+            func.percentile_cont(0.5).within_group(recent.c.seconds),
+        )
+        .where(recent.c.recency <= ESTIMATE_HISTORY)
+        .group_by(recent.c.name, recent.c.action)
+    )
+    return {(name, action): float(median) for name, action, median in rows}
 
 
 def department_row(department: Department) -> dict[str, Any]:
@@ -148,15 +205,21 @@ def department_row(department: Department) -> dict[str, Any]:
         "railwayDeploymentUrl": department.container_url,
         "deploymentUrl": department.deployment_url,
         "createdAt": iso(department.created_at),
+        "deletionProtection": department.deletion_protection,
+        "configVersion": department.config_version,
+        "drift": department.drift,
     }
 
 
 def list_departments(
-    status: str | None, page: int, per_page: int, department_id: str | None = None
+    status: str | None, page: int, per_page: int, department_id: str | None = None,
+    include_deprovisioned: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
     query = select(Department)
     if status:
         query = query.where(Department.status == status)
+    elif not include_deprovisioned:
+        query = query.where(Department.status != DepartmentStatus.DEPROVISIONED)
     if department_id:
         query = query.where(Department.department_id == department_id)
     with db.transaction() as session:
@@ -178,3 +241,34 @@ def latest_job_id(department_id: str) -> uuid.UUID | None:
             .order_by(ProvisioningJob.created_at.desc())
             .limit(1)
         )
+
+
+def _department(session: Any, department_id: str) -> Department | None:
+    return session.scalar(select(Department).where(Department.department_id == department_id))
+
+
+def department_config(department_id: str) -> dict[str, Any] | None:
+    with db.transaction() as session:
+        department = _department(session, department_id)
+        return dict(department.config) if department else None
+
+
+def department_view(department_id: str) -> dict[str, Any] | None:
+    with db.transaction() as session:
+        department = _department(session, department_id)
+        return department_row(department) if department else None
+
+
+def config_history(department_id: str) -> list[dict[str, Any]] | None:
+    with db.transaction() as session:
+        department = _department(session, department_id)
+        if department is None:
+            return None
+        versions = session.scalars(
+            select(DepartmentConfigVersion)
+            .where(DepartmentConfigVersion.department_pk == department.id)
+            .order_by(DepartmentConfigVersion.version.desc())
+        ).all()
+        return [{"version": v.version, "config": v.config, "diff": v.diff, "actor": v.actor,
+                 "provisioningId": str(v.job_id) if v.job_id else None,
+                 "createdAt": iso(v.created_at)} for v in versions]

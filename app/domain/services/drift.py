@@ -1,0 +1,73 @@
+"""Fleet health sweep: finds departments whose resources drifted, marks them
+DEGRADED with the failing checks, and (with AUTO_REPAIR) starts repairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.config import Settings
+from app.domain.services.health import department_health
+from app.domain.services.lifecycle import request_repair
+from app.domain.services.provisioning import Conflict, active_job
+from app.domain.states import DepartmentStatus
+from app.persistence.database import db
+from app.persistence.models import Department, utcnow
+
+WATCHED = (DepartmentStatus.ACTIVE, DepartmentStatus.DEGRADED)
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    department_id: str
+    failing: tuple[str, ...]
+    repair_job: str | None = None
+
+
+def watched_departments() -> list[str]:
+    with db.transaction() as session:
+        return list(session.scalars(
+            select(Department.department_id).where(Department.status.in_(WATCHED))
+            .order_by(Department.department_id)
+        ))
+
+
+def detect_drift(settings: Settings) -> list[DriftFinding]:
+    findings = []
+    for department_id in watched_departments():
+        result = department_health(department_id, settings)
+        if result is None:
+            continue
+        failing = tuple(c["name"] for c in result["checks"] if not c["healthy"])
+        if not _record(department_id, failing, result["checks"]):
+            continue  # a job started meanwhile; its outcome decides the status
+        repair = None
+        if failing and settings.AUTO_REPAIR:
+            try:
+                repair = str(request_repair(department_id, list(failing), "drift-sweeper").job_id)
+            except Conflict:
+                repair = None
+        if failing:
+            findings.append(DriftFinding(department_id, failing, repair))
+    return findings
+
+
+def _record(department_id: str, failing: tuple[str, ...], checks: list[dict]) -> bool:
+    with db.transaction() as session:
+        department = session.scalar(
+            select(Department).where(Department.department_id == department_id).with_for_update()
+        )
+        if department is None or department.status not in WATCHED:
+            return False
+        if active_job(session, department) is not None:
+            return False
+        department.last_health_at = utcnow()
+        if failing:
+            department.status = DepartmentStatus.DEGRADED
+            department.drift = {"failing": list(failing),
+                                "checks": [c for c in checks if not c["healthy"]]}
+        else:
+            department.status = DepartmentStatus.ACTIVE
+            department.drift = None
+        return True

@@ -1,0 +1,159 @@
+"""Where webhooks may go, and how receivers know they came from us.
+
+Address policy: only http(s); never link-local or a cloud metadata endpoint;
+loopback and private ranges only with WEBHOOK_ALLOW_PRIVATE. A URL is judged
+twice: literally when it is accepted (callbackUrl, WEBHOOK_URLS), and again at
+delivery against every address its host resolves to, so a name that later
+resolves somewhere internal (DNS rebinding) is still refused. The delivery
+then connects to the very address that was checked.
+
+Signature: ``X-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>.<body>">``. Receivers recompute it and reject stale timestamps, which
+stops replays of a captured request.
+
+Standard library only: app.config imports this module while loading settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+SIGNATURE_HEADER = "X-Webhook-Signature"
+DEFAULT_TOLERANCE = 300  # seconds a receiver should accept a signature for
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
+METADATA_NETWORKS = (
+    ipaddress.ip_network("169.254.169.254/32"),  # AWS, GCP, Azure, OpenStack...
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS over IPv6 (inside fc00::/7)
+    ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class RefusedAddress(Exception):
+    """The URL's host is, or resolves to, an address webhooks may not reach."""
+
+
+def _embedded_ipv4(ip: IPAddress) -> IPAddress:
+    """An IPv6 address that merely wraps an IPv4 one is judged as that IPv4."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
+    """Why ``ip`` may not receive webhooks, or None if it may."""
+    ip = _embedded_ipv4(ip)
+    if any(ip in network for network in METADATA_NETWORKS):
+        return f"{ip} is a cloud metadata address"
+    if ip.is_link_local:
+        return f"{ip} is link-local"
+    if ip.is_unspecified or ip.is_multicast:
+        return f"{ip} is not a unicast destination"
+    if not ip.is_global and not allow_private:
+        return f"{ip} is loopback or private (WEBHOOK_ALLOW_PRIVATE is off)"
+    return None
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    """The address a host names by itself, including forms like 2852039166 or
+    0x7f.1 that the resolver also reads as IPv4 literals."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        info = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError):
+        return None
+    return ipaddress.ip_address(str(info[0][4][0]).split("%", 1)[0])
+
+
+def _host_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    return host.rstrip(".").lower()
+
+
+def url_refusal(url: str, allow_private: bool) -> str | None:
+    """Judges what the URL says literally (no DNS): None if acceptable."""
+    host = _host_of(url)
+    if host is None:
+        return "must be an http or https URL with a host"
+    if host in METADATA_HOSTS:
+        return f"{host} is a cloud metadata host"
+    literal = _literal_address(host)
+    return address_refusal(literal, allow_private) if literal is not None else None
+
+
+def resolve_allowed(url: str, allow_private: bool) -> list[IPAddress]:
+    """Every address the URL's host resolves to now; raises RefusedAddress if
+    any of them is forbidden (a mixed answer is treated as hostile)."""
+    reason = url_refusal(url, allow_private)
+    if reason is not None:
+        raise RefusedAddress(reason)
+    parts = urlsplit(url)
+    host = _host_of(url) or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve {host}: {exc}") from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        reason = address_refusal(ip, allow_private)
+        if reason is not None:
+            raise RefusedAddress(f"{host} resolves to {reason}")
+        if ip not in addresses:
+            addresses.append(ip)
+    return addresses
+
+
+def signing_key(webhook_secret: str, secrets_key: str) -> bytes:
+    """WEBHOOK_SECRET, or a key derived from SECRETS_KEY: stable per install,
+    and distinct from it so a leaked webhook key reveals nothing stored."""
+    if webhook_secret:
+        return webhook_secret.encode()
+    derived = hmac.new(secrets_key.encode(), b"webhook-signing-v1", hashlib.sha256)
+    return derived.hexdigest().encode()
+
+
+def sign(key: bytes, body: bytes, timestamp: int | None = None) -> str:
+    stamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"
+
+
+def verify(
+    key: bytes,
+    header: str,
+    body: bytes,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> bool:
+    """What a receiver does: the signature matches and is recent."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        stamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - stamp) > tolerance:
+        return False
+    expected = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields.get("v1", ""))

@@ -1,0 +1,247 @@
+"""Dry-run, cancel, update, drift and repair, deprovision safety: on the real stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import psycopg2
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import config
+from tests.conftest import TEST_DB, Stack, department_payload
+from tests.e2e.conftest import leftovers, submit, wait_for_job, wait_for_status
+from tests.support import probes
+
+
+def _provisioned(client: FlaskClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    payload = department_payload(**overrides)
+    view = wait_for_job(submit(client, headers, payload))
+    assert view["status"] == "completed", view
+    return payload
+
+
+def _snapshot(stack: Stack) -> dict[str, Any]:
+    """Everything a provisioning could touch, in every real system."""
+    env = stack.env
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    with conn.cursor() as cur:
+        counts = {}
+        for table in ("departments", "provisioning_jobs", "job_steps", "job_logs",
+                      "oauth_clients", "oauth_tokens", "department_secrets"):
+            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
+            counts[table] = cur.fetchone()[0]
+    conn.close()
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=f"{TEST_DB}_tenants")
+    with conn.cursor() as cur:
+        cur.execute("SELECT nspname FROM pg_namespace ORDER BY 1")
+        schemas = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT rolname FROM pg_roles ORDER BY 1")
+        roles = [r[0] for r in cur.fetchall()]
+    conn.close()
+    workflows = requests.get(f"{env['N8N_URL']}/api/v1/workflows", params={"limit": 250},
+                             headers={"X-N8N-API-KEY": env["N8N_API_KEY"]}, timeout=10).json()
+    return {
+        "counts": counts, "schemas": schemas, "roles": roles,
+        "caddy": requests.get(f"{env['CADDY_ADMIN_URL']}/config/", timeout=5).json(),
+        "workflows": sorted((w["id"], w["active"]) for w in workflows["data"]),
+    }
+
+
+def test_dry_run_plans_every_step_and_changes_nothing(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+) -> None:
+    existing = _provisioned(client, admin_headers)
+    fresh = department_payload()
+    before = _snapshot(live_stack)
+
+    plan = client.post("/api/provision-department?dryRun=true", json=fresh, headers=admin_headers)
+    again = client.post("/api/provision-department?dryRun=true", json=existing,
+                        headers=admin_headers)
+
+    assert _snapshot(live_stack) == before
+    assert plan.status_code == 200, plan.get_json()
+    body = plan.get_json()
+    steps = {s["step"]: s for s in body["steps"]}
+    slug = fresh["departmentId"]
+    assert list(steps) == ["validate_config", "create_database", "create_oauth",
+                           "deploy_container", "deploy_workflows", "configure_gateway",
+                           "validate_deployment"]
+    assert steps["create_database"]["resources"]["schema"] == f"{slug}_tenant"
+    assert steps["create_oauth"]["resources"]["clientId"] == f"dept-{slug}"
+    assert steps["deploy_workflows"]["resources"]["workflows"] == [
+        f"{slug}:{w}" for w in fresh["workflows"]]
+    assert steps["configure_gateway"]["resources"]["routeId"] == f"dept-{slug}"
+    assert steps["create_database"]["exists"] == {"schema": False, "role": False}
+    assert body["wouldConflict"] is None
+    existing_steps = {s["step"]: s for s in again.get_json()["steps"]}
+    assert existing_steps["create_database"]["exists"] == {"schema": True, "role": True}
+    assert existing_steps["create_oauth"]["exists"] == {"client": True}
+    assert existing_steps["deploy_container"]["exists"] == {"agent": True}
+    assert existing_steps["configure_gateway"]["exists"] == {"route": True}
+    assert "409" in again.get_json()["wouldConflict"]
+    bad = client.post("/api/provision-department?dryRun=true", headers=admin_headers,
+                      json={**fresh, "region": "mars"})
+    assert bad.status_code == 422
+
+
+def test_cancel_stops_at_a_safe_point_rolls_back_and_ends_cancelled(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: Any,
+) -> None:
+    payload = department_payload()
+    faults.arm(payload["departmentId"], "container.create", mode="delay", seconds=3)
+    job = submit(client, admin_headers, payload)
+    wait_for_status(job, "deploying_container")
+
+    cancel = client.post(f"/api/provision-status/{job}/cancel", headers=admin_headers)
+    assert cancel.status_code == 202
+    view = wait_for_job(job)
+
+    assert view["status"] == "cancelled"
+    steps = {s["name"]: s["status"] for s in view["steps"]}
+    assert steps["deploy_container"] == "rolled_back"  # it finished, then was undone
+    assert steps["deploy_workflows"] == "pending"      # never started
+    assert "cancelled by ops@example.com" in view["error"]["message"]
+    assert leftovers(live_stack, payload["departmentId"]) == {}
+    again = client.post(f"/api/provision-status/{job}/cancel", headers=admin_headers)
+    assert again.status_code == 409
+
+
+def test_update_applies_only_the_difference_and_keeps_history(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+) -> None:
+    payload = _provisioned(client, admin_headers)
+    department_id = payload["departmentId"]
+
+    response = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
+                            json={"workflows": ["email", "notifications"]})
+    assert response.status_code == 202, response.get_json()
+    view = wait_for_job(str(response.get_json()["provisioningId"]))
+
+    assert view["status"] == "completed", view
+    assert [s["name"] for s in view["steps"]] == ["validate_config", "deploy_workflows",
+                                                  "validate_deployment"]
+    names = sorted(w["name"] for w in probes.n8n_workflows(
+        live_stack.env["N8N_URL"], live_stack.env["N8N_API_KEY"], department_id))
+    assert names == [f"{department_id}:email", f"{department_id}:notifications"]
+    history = client.get(f"/api/departments/{department_id}/history",
+                         headers=admin_headers).get_json()["versions"]
+    assert [v["version"] for v in history] == [2, 1]
+    assert history[0]["diff"] == {"workflows": {"from": ["email", "database"],
+                                                "to": ["email", "notifications"]}}
+    assert history[0]["actor"] == "ops@example.com"
+
+    same = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
+                        json={"workflows": ["email", "notifications"]})
+    assert same.status_code == 200  # nothing changed: no job
+    invalid = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
+                           json={"workflows": ["fax"]})
+    assert invalid.status_code == 422
+
+
+def test_a_failed_update_restores_the_previous_configuration(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: Any,
+) -> None:
+    payload = _provisioned(client, admin_headers)
+    department_id = payload["departmentId"]
+    before = client.get(f"/api/departments/{department_id}/health",
+                        headers=admin_headers).get_json()
+    assert before["healthy"]
+    faults.arm(department_id, "deployment_check.create", mode="fail")
+
+    response = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
+                            json={"resources": {"cpu": "1", "memory": "1Gi"},
+                                  "enabledTools": ["gmail"]})
+    view = wait_for_job(str(response.get_json()["provisioningId"]))
+
+    assert view["status"] == "failed"
+    restored = [s["name"] for s in view["steps"] if s["status"] == "rolled_back"]
+    assert restored == ["create_oauth", "deploy_container", "configure_gateway"]
+    listed = client.get("/api/departments?status=ACTIVE", headers=admin_headers).get_json()
+    row = next(d for d in listed["departments"] if d["departmentId"] == department_id)
+    assert row["configVersion"] == 1
+    after = client.get(f"/api/departments/{department_id}/health",
+                       headers=admin_headers).get_json()
+    assert after["healthy"], after
+    agent = requests.get(f"{live_stack.env['GATEWAY_PUBLIC_URL']}/departments/{department_id}/",
+                         timeout=10).json()
+    assert agent["tools"] == payload["enabledTools"]  # the previous configuration again
+
+
+def test_drift_is_detected_and_repair_recreates_only_what_is_missing(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+) -> None:
+    from app.domain.services.drift import detect_drift
+
+    payload = _provisioned(client, admin_headers)
+    department_id = payload["departmentId"]
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=f"{TEST_DB}_tenants")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP SCHEMA "{department_id}_tenant" CASCADE')
+    conn.close()
+    requests.delete(f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}",
+                    timeout=5).raise_for_status()
+
+    findings = {f.department_id: f for f in detect_drift(config.current())}
+
+    assert set(findings[department_id].failing) >= {"database_connectivity", "gateway_route"}
+    degraded = client.get("/api/departments?status=DEGRADED", headers=admin_headers).get_json()
+    assert department_id in [d["departmentId"] for d in degraded["departments"]]
+    repair = client.post(f"/api/departments/{department_id}/repair", headers=admin_headers)
+    assert repair.status_code == 202, repair.get_json()
+    view = wait_for_job(str(repair.get_json()["provisioningId"]))
+    assert view["status"] == "completed", view
+    ran = [s["name"] for s in view["steps"]]
+    assert "create_oauth" not in ran and "deploy_workflows" not in ran
+    assert {"create_database", "configure_gateway"} <= set(ran)
+    assert probes.tenant_schema_exists(f"{TEST_DB}_tenants", department_id)
+    health = client.get(f"/api/departments/{department_id}/health", headers=admin_headers)
+    assert health.get_json()["healthy"]
+    healthy = client.post(f"/api/departments/{department_id}/repair", headers=admin_headers)
+    assert healthy.status_code == 409
+
+
+@contextmanager
+def _settings(**changes: Any) -> Iterator[None]:
+    original = config.current()
+    config.install(replace(original, **changes))
+    try:
+        yield
+    finally:
+        config.install(original)
+
+
+def test_deprovision_honours_protection_and_confirmation(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], app: Flask,
+) -> None:
+    payload = _provisioned(client, admin_headers)
+    department_id = payload["departmentId"]
+    protect = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
+                           json={"deletionProtection": True})
+    assert protect.status_code == 200 and protect.get_json()["deletionProtection"] is True
+    refused = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
+    assert refused.status_code == 409 and "deletion protection" in refused.get_json()["message"]
+    client.patch(f"/api/departments/{department_id}", headers=admin_headers,
+                 json={"deletionProtection": False})
+
+    with _settings(DEPROVISION_REQUIRE_CONFIRM=True):
+        unconfirmed = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
+        wrong = client.delete(f"/api/deprovision/{department_id}?confirm=other",
+                              headers=admin_headers)
+        confirmed = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers,
+                                  json={"confirm": department_id})
+    assert unconfirmed.status_code == 422 and wrong.status_code == 422
+    assert confirmed.status_code == 202
+    assert wait_for_job(str(confirmed.get_json()["provisioningId"]))["status"] == "completed"
+    listed = client.get("/api/departments", headers=admin_headers).get_json()
+    assert department_id not in [d["departmentId"] for d in listed["departments"]]
+    everything = client.get("/api/departments?includeDeprovisioned=true",
+                            headers=admin_headers).get_json()
+    assert department_id in [d["departmentId"] for d in everything["departments"]]
+    history = client.get(f"/api/departments/{department_id}/history", headers=admin_headers)
+    assert history.status_code == 200 and history.get_json()["versions"]
