@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import json
 import re
-import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from flask.cli import AppGroup
 
 from app import config
 from app.domain.services import cleanup, provisioning, queries
+from app.domain.services.audit import record_action
 from app.domain.services.sweeper import sweep
 
 provisioning_cli = AppGroup("provisioning", help="Inspect, retry and clean up provisioning jobs.")
@@ -26,6 +26,11 @@ TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 def _cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
+
+
+def _audit(action: str, target: str, outcome: str, **details: Any) -> None:
+    """Operators' commands join the API's requests in the audit trail."""
+    record_action(action, target, outcome, _cli_actor(), None, details or None)
 
 
 def _print(data: Any) -> None:
@@ -66,13 +71,16 @@ def provision_command(config_file: Any, wait: bool) -> None:
         payload = DepartmentConfigSchema().load(json.load(config_file))
     except (ValueError, ValidationError) as exc:
         detail = exc.messages if isinstance(exc, ValidationError) else str(exc)
+        _audit("provision", f"file:{getattr(config_file, 'name', '-')}", "rejected:invalid")
         raise click.ClickException(f"invalid configuration: {json.dumps(detail)}") from exc
     try:
         submission = provisioning.submit_provisioning(payload, _cli_actor())
     except provisioning.Conflict as exc:
+        _audit("provision", payload["departmentId"], "conflict", message=str(exc))
         click.echo(str(exc))
         report_health(payload["departmentId"])
         return
+    _audit("provision", submission.department_id, "accepted", provisioningId=str(submission.job_id))
     click.echo(f"provisioning {submission.department_id}: job {submission.job_id}")
     if not wait:
         return
@@ -98,23 +106,10 @@ def report_health(department_id: str) -> None:
 
 
 def follow(job_id: uuid.UUID, poll: float = 0.5) -> str:
-    """Prints the job's log lines as they appear and a progress line per step."""
-    shown, last_status = 0, ""
-    while True:
-        view = queries.job_view(job_id, config.current())
-        assert view is not None
-        for line in view["logs"][shown:]:
-            click.echo(f"  {line}")
-        shown = len(view["logs"])
-        if view["status"] != last_status:
-            last_status = view["status"]
-            bar = "#" * (view["progress"]["percentage"] // 5)
-            click.echo(f"[{bar:<20}] {view['progress']['percentage']:3d}% {last_status}")
-        if view["completedAt"]:
-            if view["error"]:
-                click.echo(f"error: {view['error']}", err=True)
-            return str(view["status"])
-        time.sleep(poll)
+    """Shows the job live until it ends (see app/cli_progress.py); returns its status."""
+    from app.cli_progress import follow as follow_job
+
+    return follow_job(job_id, poll)
 
 
 @provisioning_cli.command("status")
@@ -133,8 +128,12 @@ def retry_command(job: str) -> None:
     """Start a failed job again as a new job of the same kind."""
     try:
         submission = provisioning.retry_job(_job_id(job), _cli_actor())
-    except (provisioning.Conflict, provisioning.NotFound) as exc:
+    except (provisioning.Conflict, provisioning.NotFound, click.ClickException) as exc:
+        outcome = "conflict" if isinstance(exc, provisioning.Conflict) else "rejected:not_found"
+        _audit("retry", job, outcome, message=str(exc))
         raise click.ClickException(str(exc)) from exc
+    _audit("retry", submission.department_id, "accepted", retried=job,
+           provisioningId=str(submission.job_id))
     click.echo(
         f"job {submission.job_id} for {submission.department_id}: {submission.state.lower()}"
     )
@@ -148,17 +147,64 @@ def cleanup_command(department_id: str, force: bool) -> None:
     try:
         report = cleanup.cleanup_department(department_id, config.current(), force=force)
     except cleanup.CleanupRefused as exc:
+        _audit("cleanup", department_id, "conflict", force=force, message=str(exc))
         raise click.ClickException(str(exc)) from exc
+    _audit("cleanup", department_id, "ok" if report.ok else "failed", force=force,
+           report=list(report.lines))
     for line in report.lines:
         click.echo(line)
     if not report.ok:
         raise click.ClickException("some resources could not be removed (see above)")
 
 
+@provisioning_cli.command("cancel")
+@click.argument("job")
+def cancel_command(job: str) -> None:
+    """Cancel a job: it stops at the next safe point and rolls back."""
+    from app.domain.services.lifecycle import request_cancel
+
+    try:
+        submission = request_cancel(_job_id(job), _cli_actor())
+    except (provisioning.Conflict, provisioning.NotFound) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"job {submission.job_id}: cancel requested")
+
+
+@provisioning_cli.command("repair")
+@click.argument("department_id")
+def repair_command(department_id: str) -> None:
+    """Re-create only the resources of DEPARTMENT_ID whose health checks fail."""
+    from app.domain.services.lifecycle import failing_checks, request_repair
+
+    try:
+        failing = failing_checks(department_id, config.current())
+        if not failing:
+            click.echo(f"{department_id} is healthy; nothing to repair")
+            return
+        submission = request_repair(department_id, failing, _cli_actor())
+    except (provisioning.Conflict, provisioning.NotFound) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"repairing {', '.join(failing)}: job {submission.job_id}")
+
+
+@provisioning_cli.command("drift")
+def drift_command() -> None:
+    """Check every ACTIVE or DEGRADED department once (what the beat task does)."""
+    from app.domain.services.drift import detect_drift
+
+    findings = detect_drift(config.current())
+    for finding in findings:
+        repair = f" (repair job {finding.repair_job})" if finding.repair_job else ""
+        click.echo(f"{finding.department_id}: DEGRADED: {', '.join(finding.failing)}{repair}")
+    click.echo(f"{len(findings)} department(s) drifted")
+
+
 @provisioning_cli.command("sweep")
 def sweep_command() -> None:
     """Resume or roll back stalled jobs once (what the beat sweeper does)."""
     actions = sweep(config.current())
+    # Run by a person, it changes jobs like the API does; beat's own sweeps are not audited.
+    _audit("sweep", "jobs", "ok", jobs=[str(a.job_id) for a in actions])
     for action in actions:
         click.echo(
             f"{action.action}: job {action.job_id} (generation {action.generation}) "
@@ -178,11 +224,16 @@ def create_token_command(email: str, role: str, department_id: str | None, ttl: 
 
     match = TTL.match(ttl)
     if not match:
+        _audit("token.create", f"token:{email}", "rejected:invalid", reason="ttl")
         raise click.BadParameter("use a number and s, m, h or d, e.g. 12h", param_hint="--ttl")
     if role == "department" and not department_id:
+        _audit("token.create", f"token:{email}", "rejected:invalid", reason="no department")
         raise click.BadParameter("a department token needs --department", param_hint="--department")
     delta = timedelta(**{TTL_UNITS[match.group(2)]: int(match.group(1))})
-    click.echo(mint_token(email, role, department_id, delta))
+    token = mint_token(email, role, department_id, delta)
+    # The token itself is a secret and never recorded.
+    _audit("token.create", f"token:{email}", "ok", role=role, departmentId=department_id, ttl=ttl)
+    click.echo(token)
 
 
 def register_cli(app: Flask) -> None:

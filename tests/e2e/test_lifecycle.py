@@ -245,3 +245,32 @@ def test_deprovision_honours_protection_and_confirmation(
     assert department_id in [d["departmentId"] for d in everything["departments"]]
     history = client.get(f"/api/departments/{department_id}/history", headers=admin_headers)
     assert history.status_code == 200 and history.get_json()["versions"]
+
+
+def test_auto_repair_brings_back_a_killed_agent_and_a_deactivated_workflow(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], app: Flask,
+) -> None:
+    import os
+    import signal
+
+    payload = _provisioned(client, admin_headers)
+    department_id = payload["departmentId"]
+    for pid in probes.agent_pids(department_id):
+        os.kill(pid, signal.SIGKILL)
+    env = live_stack.env
+    workflow = probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)[0]
+    requests.post(f"{env['N8N_URL']}/api/v1/workflows/{workflow['id']}/deactivate",
+                  headers={"X-N8N-API-KEY": env["N8N_API_KEY"]}, timeout=10).raise_for_status()
+
+    with _settings(AUTO_REPAIR=True):
+        result = app.test_cli_runner().invoke(args=["provisioning", "drift"])
+
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith(department_id))
+    assert "railway_agent" in line and "n8n_workflows" in line and "repair job" in line
+    job = line.split("repair job ")[1].rstrip(")")
+    assert wait_for_job(job)["status"] == "completed"
+    assert client.get(f"/api/departments/{department_id}/health",
+                      headers=admin_headers).get_json()["healthy"]
+    assert all(w["active"] for w in probes.n8n_workflows(
+        env["N8N_URL"], env["N8N_API_KEY"], department_id))
