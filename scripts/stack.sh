@@ -16,6 +16,7 @@ PORT="${PORT:-3000}"
 FLOWER_PORT="${FLOWER_PORT:-5555}"
 WORKER_CONCURRENCY="${WORKER_CONCURRENCY:-8}"
 API_WORKERS="${API_WORKERS:-2}"
+METRICS_DIR="$RUN_DIR/prometheus"
 mkdir -p "$RUN_DIR"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
@@ -46,15 +47,32 @@ PY
     return 1
 }
 
+# Prometheus multiprocess mode: every API and worker process writes its samples
+# under this directory and a scrape adds them up. It must be in the environment
+# before the processes fork, and is emptied only when none of them is running
+# (stale files of a previous run would be added in forever).
+prepare_metrics_dir() {
+    if ! alive "$RUN_DIR/api.pid" && ! alive "$RUN_DIR/worker.pid"; then
+        rm -rf "$METRICS_DIR"
+    fi
+    mkdir -p "$METRICS_DIR"
+}
+
 start() {
-    start_one api "$VENV/bin/gunicorn" wsgi:app --bind "127.0.0.1:$PORT" \
-        --workers "$API_WORKERS" --threads 4 --timeout 60 --access-logfile - --name po-api
-    start_one worker "$VENV/bin/celery" -A celery_worker worker --loglevel INFO \
+    prepare_metrics_dir
+    # The app logs each request itself (JSON, with its request id): no gunicorn access log.
+    start_one api env PROMETHEUS_MULTIPROC_DIR="$METRICS_DIR" "$VENV/bin/gunicorn" wsgi:app \
+        -c "$ROOT/config/gunicorn.conf.py" --bind "127.0.0.1:$PORT" \
+        --workers "$API_WORKERS" --threads 4 --timeout 60 --name po-api
+    start_one worker env PROMETHEUS_MULTIPROC_DIR="$METRICS_DIR" "$VENV/bin/celery" \
+        -A celery_worker worker --loglevel INFO \
         --concurrency "$WORKER_CONCURRENCY" --hostname "worker1@%h"
     start_one beat "$VENV/bin/celery" -A celery_worker beat --loglevel INFO \
         --schedule "$RUN_DIR/celerybeat-schedule"
-    start_one flower "$VENV/bin/celery" -A celery_worker flower --address=127.0.0.1 \
-        --port="$FLOWER_PORT"
+    # Flower 2 serves its HTTP API (/api/tasks) only with auth or this flag; it
+    # listens on loopback only.
+    start_one flower env FLOWER_UNAUTHENTICATED_API=true "$VENV/bin/celery" -A celery_worker \
+        flower --address=127.0.0.1 --port="$FLOWER_PORT"
     wait_http "http://127.0.0.1:$PORT/openapi.json" api
     wait_http "http://127.0.0.1:$FLOWER_PORT/" flower
 }

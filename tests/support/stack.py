@@ -70,12 +70,23 @@ def wait_http(url: str, timeout: float = 60.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+def with_metrics_dir(env: dict[str, str]) -> dict[str, str]:
+    """Prometheus multiprocess mode, as scripts/stack.sh sets it up: the
+    directory is in the environment before the process forks its workers, and
+    shared by every API and worker process of one stack (RUN_DIR is per session)."""
+    directory = Path(env["RUN_DIR"]) / "prometheus"
+    directory.mkdir(parents=True, exist_ok=True)
+    return {**env, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+
 def api_server(env: dict[str, str], log_dir: Path, port: int, name: str = "api") -> Service:
     return Service(
         name,
         [
             str(VENV_BIN / "gunicorn"),
             "wsgi:app",
+            "-c",
+            str(ROOT / "config" / "gunicorn.conf.py"),
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
@@ -85,7 +96,7 @@ def api_server(env: dict[str, str], log_dir: Path, port: int, name: str = "api")
             "--timeout",
             "60",
         ],
-        env,
+        with_metrics_dir(env),
         log_dir,
     )
 
@@ -107,7 +118,7 @@ def celery_worker(env: dict[str, str], log_dir: Path, name: str, concurrency: in
             "--without-mingle",
             "--without-gossip",
         ],
-        env,
+        with_metrics_dir(env),
         log_dir,
     )
 

@@ -26,6 +26,7 @@ from app.domain.services import guards
 from app.domain.services.compensation import fail_running_step, steps_to_compensate
 from app.domain.services.jobs import department_context, journal, lock_job
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
+from app.observability.metrics import sweeper_action
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow
 from app.providers.registry import provider
@@ -62,6 +63,7 @@ def sweep(settings: Settings) -> list[SweepAction]:
         # Sent only after the lock is released: the worker must be able to take it.
         if action is not None:
             _send(action)
+            sweeper_action(action.action)
             actions.append(action)
     return actions
 

@@ -1,0 +1,1 @@
+"""What the orchestrator tells the outside world about its work: live streams, metrics, logs."""

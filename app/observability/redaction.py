@@ -1,0 +1,107 @@
+"""Scrubbing secret-shaped text out of log records.
+
+Secrets are never logged on purpose; this is defence in depth against the one
+f-string or exception message that carries a password or a token anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+# Values shorter than this are too likely to occur by chance in ordinary text.
+MIN_LITERAL_LENGTH = 8
+
+SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|authori[sz]ation|credential|private[_-]?key"
+    r"|cookie|fernet)",
+    re.IGNORECASE,
+)
+# (pattern, replacement): each keeps the harmless prefix so the line stays readable.
+VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # scheme://user:password@host
+    (
+        re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)", re.IGNORECASE),
+        rf"\1{REDACTED}\2",
+    ),
+    (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1{REDACTED}"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (re.compile(r"\bgAAAAA[A-Za-z0-9_-]{20,}={0,2}"), REDACTED),  # Fernet tokens
+    # password=..., "client_secret": "...", api_key: ...
+    (
+        re.compile(
+            r"""(["']?[\w-]*(?:pass(?:word|wd)|secret|token|api[_-]?key|credential)[\w-]*["']?"""
+            r"""\s*[:=]\s*["']?)([^"'\s,;&}\]]+)""",
+            re.IGNORECASE,
+        ),
+        rf"\1{REDACTED}",
+    ),
+)
+# Attributes every LogRecord has: never treated as user-supplied extras.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+}
+
+
+class Redactor:
+    """Redacts secret-shaped values and the literal secrets it was given."""
+
+    def __init__(self, literals: Iterable[str] = ()) -> None:
+        self._literals = sorted(
+            {value for value in literals if value and len(value) >= MIN_LITERAL_LENGTH},
+            key=len,
+            reverse=True,  # longest first, so a secret containing another goes whole
+        )
+
+    def text(self, value: str) -> str:
+        for literal in self._literals:
+            value = value.replace(literal, REDACTED)
+        for pattern, replacement in VALUE_PATTERNS:
+            value = pattern.sub(replacement, value)
+        return value
+
+    def value(self, key: str, value: Any) -> Any:
+        if SECRET_KEY.search(key) and value not in (None, ""):
+            return REDACTED
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(key, item) for item in value]
+        return value
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites the record in place before any formatter sees it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redactor.text(_message(record))
+        record.args = None
+        if record.exc_info:
+            # Tracebacks quote values; format once here, redacted, and drop the
+            # original so no formatter renders it again unredacted.
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._redactor.text(text)
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self._redactor.text(record.exc_text)
+        for key in set(vars(record)) - RECORD_ATTRIBUTES:
+            setattr(record, key, self._redactor.value(key, getattr(record, key)))
+        return True
+
+
+def _message(record: logging.LogRecord) -> str:
+    """A filter's exception would reach the code that logged: never raise here."""
+    try:
+        return record.getMessage()
+    except Exception:
+        return f"{record.msg} {record.args!r}"

@@ -1,0 +1,18 @@
+"""Gunicorn settings the command line cannot express: the Prometheus hook.
+
+Used by scripts/stack.sh and tests/support/stack.py (`gunicorn -c config/gunicorn.conf.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker that died (or was recycled) must not keep its live gauges in
+    the multiprocess files; its counters stay, as counters must."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
