@@ -154,9 +154,7 @@ def _estimate(job: ProvisioningJob) -> datetime | None:
     return now + timedelta(seconds=remaining)
 
 
-def _expected_seconds(
-    step: JobStep, medians: dict[tuple[str, str], float], now: datetime
-) -> float:
+def _expected_seconds(step: JobStep, medians: dict[tuple[str, str], float], now: datetime) -> float:
     expected = medians.get((step.name, step.action), DEFAULT_STEP_SECONDS.get(step.name, 1.0))
     if step.status == StepStatus.IN_PROGRESS and step.started_at:
         expected -= (now - step.started_at).total_seconds()
@@ -212,7 +210,10 @@ def department_row(department: Department) -> dict[str, Any]:
 
 
 def list_departments(
-    status: str | None, page: int, per_page: int, department_id: str | None = None,
+    status: str | None,
+    page: int,
+    per_page: int,
+    department_id: str | None = None,
     include_deprovisioned: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
     query = select(Department)
@@ -269,6 +270,14 @@ def config_history(department_id: str) -> list[dict[str, Any]] | None:
             .where(DepartmentConfigVersion.department_pk == department.id)
             .order_by(DepartmentConfigVersion.version.desc())
         ).all()
-        return [{"version": v.version, "config": v.config, "diff": v.diff, "actor": v.actor,
-                 "provisioningId": str(v.job_id) if v.job_id else None,
-                 "createdAt": iso(v.created_at)} for v in versions]
+        return [
+            {
+                "version": v.version,
+                "config": v.config,
+                "diff": v.diff,
+                "actor": v.actor,
+                "provisioningId": str(v.job_id) if v.job_id else None,
+                "createdAt": iso(v.created_at),
+            }
+            for v in versions
+        ]
