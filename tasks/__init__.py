@@ -4,4 +4,7 @@ from __future__ import annotations
 
 
 def register_all() -> None:
-    from tasks import maintenance, rollback, steps  # noqa: F401 - importing registers them
+    # Importing a task module registers its tasks.
+    from tasks import maintenance, rollback, steps, webhooks  # noqa: F401
+
+    webhooks.schedule()
