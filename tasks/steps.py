@@ -8,12 +8,23 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.config import current
 from app.domain import saga
 from app.domain.outcomes import Failed, Outcome, RetryLater, Stale
 from app.domain.services.compensation import run_compensation
 from app.domain.services.execution import run_forward_step
+
+# The orchestrator's own database unreachable is not the step's fault: try the
+# task again (the database says what is done) rather than rolling back.
+DATABASE_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 class StepFailed(Exception):
@@ -32,7 +43,7 @@ def settle(task: Task, outcome: Outcome) -> str:
 
 
 def _step_task(step_name: str) -> Task:
-    @shared_task(name=f"provisioning.step.{step_name}", bind=True)
+    @shared_task(name=f"provisioning.step.{step_name}", bind=True, **DATABASE_RETRY)
     def run(self: Task, job_id: str, generation: int) -> str:
         return settle(self, run_forward_step(uuid.UUID(job_id), generation, step_name, current()))
 
@@ -40,7 +51,9 @@ def _step_task(step_name: str) -> Task:
 
 
 def _compensation_task(definition: saga.SagaStep) -> Task:
-    @shared_task(name=f"provisioning.compensate.{definition.compensation}", bind=True)
+    @shared_task(
+        name=f"provisioning.compensate.{definition.compensation}", bind=True, **DATABASE_RETRY
+    )
     def run(self: Task, job_id: str, generation: int) -> str:
         outcome = run_compensation(uuid.UUID(job_id), generation, definition.name, current())
         return settle(self, outcome)

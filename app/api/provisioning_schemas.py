@@ -13,11 +13,22 @@ from app.api.webhooks_schemas import callback_url_allowed
 from app.domain import catalogue
 
 DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-RETENTION = re.compile(r"^([1-9][0-9]{0,3})([dwmy])$")
-CPU = re.compile(r"^(?:[0-9]+(?:\.[0-9]{1,3})?|[1-9][0-9]{0,4}m)$")
-MEMORY = re.compile(r"^([1-9][0-9]{0,5})(Mi|Gi)$")
-DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+RETENTION = re.compile(r"^([1-9][0-9]{0,3})([dwmy])\Z")
+CPU = re.compile(r"^(?:[0-9]+(?:\.[0-9]{1,3})?|[1-9][0-9]{0,4}m)\Z")
+MEMORY = re.compile(r"^([1-9][0-9]{0,5})(Mi|Gi)\Z")
+DOMAIN = re.compile(r"^(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
 TEXT = re.compile(r"^[^\x00-\x1f\x7f]+$")  # printable: no control characters
+
+
+def is_department_id(value: str) -> bool:
+    return DEPARTMENT_ID.fullmatch(value) is not None and not value.endswith("\n")
+
+
+def no_trailing_newline(value: str) -> None:
+    """The patterns above end in "$" (the OpenAPI spec needs ECMA regexes), and
+    Python's "$" also matches before a final newline."""
+    if value.endswith("\n"):
+        raise ValidationError("Must not end with a newline.")
 
 
 def unique_list(value: list[str]) -> None:
@@ -50,17 +61,20 @@ class DepartmentConfigSchema(Schema):
 
     departmentId = fields.String(
         required=True,
-        validate=validate.Regexp(DEPARTMENT_ID, error="Must match ^[a-z][a-z0-9-]{{1,30}}$."),
+        validate=[
+            validate.Regexp(DEPARTMENT_ID, error="Must match ^[a-z][a-z0-9-]{{1,30}}$."),
+            no_trailing_newline,
+        ],
         metadata={"example": "hr"},
     )
     departmentName = fields.String(
         required=True,
-        validate=[validate.Length(1, 200), validate.Regexp(TEXT)],
+        validate=[validate.Length(1, 200), validate.Regexp(TEXT), no_trailing_newline],
         metadata={"example": "Human Resources"},
     )
     businessType = fields.String(
         required=True,
-        validate=[validate.Length(1, 100), validate.Regexp(TEXT)],
+        validate=[validate.Length(1, 100), validate.Regexp(TEXT), no_trailing_newline],
         metadata={"example": "internal_services"},
     )
     workflows = fields.List(
@@ -80,10 +94,12 @@ class DepartmentConfigSchema(Schema):
     )
     customConfig = fields.Dict(keys=fields.String(), load_default=dict)
     callbackUrl = fields.Url(
-        schemes={"http", "https"}, require_tld=False,
+        schemes={"http", "https"},
+        require_tld=False,
         validate=[validate.Length(max=2000), callback_url_allowed],
-        metadata={"description": "POSTed a signed event on every state change of this "
-                                 "department's jobs"},
+        metadata={
+            "description": "POSTed a signed event on every state change of this department's jobs"
+        },
     )
 
     @validates("dataRetention")
@@ -181,8 +197,10 @@ class DeprovisionAcceptedSchema(Schema):
 
 
 class ProvisionQuerySchema(Schema):
-    dryRun = fields.Boolean(load_default=False, metadata={
-        "description": "Answer with the plan instead of provisioning; changes nothing"})
+    dryRun = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Answer with the plan instead of provisioning; changes nothing"},
+    )
 
 
 class PlannedStepSchema(Schema):
@@ -190,8 +208,10 @@ class PlannedStepSchema(Schema):
     state = fields.String()
     description = fields.String()
     resources = fields.Dict()
-    exists = fields.Dict(allow_none=True, metadata={
-        "description": "Which of the step's resources exist already (read-only probes)"})
+    exists = fields.Dict(
+        allow_none=True,
+        metadata={"description": "Which of the step's resources exist already (read-only probes)"},
+    )
 
 
 class ProvisionPlanSchema(Schema):
@@ -212,5 +232,9 @@ class CancelAcceptedSchema(Schema):
 
 
 class DeprovisionArgsSchema(Schema):
-    confirm = fields.String(metadata={"description": "The departmentId, when confirmation "
-                                                     "is required (DEPROVISION_REQUIRE_CONFIRM)"})
+    confirm = fields.String(
+        metadata={
+            "description": "The departmentId, when confirmation "
+            "is required (DEPROVISION_REQUIRE_CONFIRM)"
+        }
+    )

@@ -64,9 +64,9 @@ def _context(department_id: str, settings: Settings, force: bool) -> DepartmentC
 def cleanup_department(
     department_id: str, settings: Settings, force: bool = False
 ) -> CleanupReport:
-    from app.api.provisioning_schemas import DEPARTMENT_ID
+    from app.api.provisioning_schemas import is_department_id
 
-    if not DEPARTMENT_ID.match(department_id):
+    if not is_department_id(department_id):
         raise CleanupRefused("departmentId must match ^[a-z][a-z0-9-]{1,30}$")
     context = _context(department_id, settings, force)
     report = CleanupReport()

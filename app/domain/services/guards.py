@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from types import FrameType
 
-from sqlalchemy import text, update
+from sqlalchemy import Connection, text, update
+from sqlalchemy.exc import DBAPIError
 
 from app.persistence.database import db
 from app.persistence.models import JobStep, ProvisioningJob, utcnow
@@ -38,8 +39,17 @@ def job_lock(job_id: uuid.UUID) -> Iterator[bool]:
             yield locked
         finally:
             if locked:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
+                _unlock(connection, key)
+
+
+def _unlock(connection: Connection, key: int) -> None:
+    """A connection that died meanwhile took its lock with it: nothing to undo,
+    and the work done under the lock must not be reported as failed."""
+    try:
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        connection.commit()
+    except DBAPIError:
+        connection.invalidate()
 
 
 def is_job_locked(job_id: uuid.UUID) -> bool:
