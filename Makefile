@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: demo up down test lint venv env services components migrate status bench
+.PHONY: demo up down test lint venv env services components migrate status bench fuzz
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt
@@ -63,3 +63,20 @@ test: venv services
 
 lint: venv
 	.venv/bin/ruff check .
+
+# Benchmarks on a stack of their own (po_bench databases, Redis db 15, ports 24xxx);
+# results are appended to benchmarks/RESULTS.md. SCALE: growth target (departments);
+# BENCH_BUDGET: seconds of measuring; the timeout is a backstop (SIGINT still tears down).
+SCALE ?= 200
+BENCH_BUDGET ?= 900
+bench: venv services
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null || echo "wrk not installed: using the Python load generator"
+	@scripts/n8n.sh install
+	SCALE=$(SCALE) BENCH_BUDGET=$(BENCH_BUDGET) timeout -s INT -k 120 1200 $(PY) -m benchmarks.run
+
+# Deeper fuzzing than `make test`: schemathesis over every API operation and the
+# hypothesis properties, with many more examples (override either knob).
+fuzz: venv services
+	@scripts/n8n.sh install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-5000} \
+		.venv/bin/pytest -q tests/test_properties.py tests/e2e/test_api_fuzz.py

@@ -21,7 +21,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         logging.getLogger("provisioning").warning("JWT_SECRET unset: using a random one")
         settings = replace(settings, JWT_SECRET=secrets.token_urlsafe(48))
     config.install(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from app.observability.logs import configure_logging
+
+    configure_logging(settings)
 
     app = Flask(__name__)
     app.config.update(_openapi_settings())
@@ -58,21 +60,62 @@ def _openapi_settings() -> dict[str, Any]:
 def _init_extensions(app: Flask, settings: config.Settings) -> None:
     from flask_smorest import Api
 
-    from app.api import departments, provisioning
+    from app.api import audit as audit_api
+    from app.api import departments, events, metrics, provisioning
+    from app.api import webhooks as webhooks_api
     from app.api.auth import init_auth
+    from app.api.converters import init_converters
     from app.api.limits import init_limits, limiter
+    from app.api.security_headers import init_security_headers
     from app.celery_app import celery_init_app
     from app.cli import register_cli
+    from app.dashboard import init_dashboard
     from app.oauth import init_oauth
+    from app.observability.logs import init_request_ids
+    from app.observability.metrics import init_metrics
+    from app.observability.stream import init_live_stream
 
+    init_request_ids(app)
     init_auth(app, settings.JWT_SECRET)
+    init_security_headers(app, settings)
     init_limits(app, settings)
     api = Api(app)
+    init_converters(app, api)
+    _answer_405_with_allow(app)
     api.register_blueprint(provisioning.blp)
     api.register_blueprint(departments.blp)
+    api.register_blueprint(audit_api.blp)
+    api.register_blueprint(webhooks_api.blp)
+    api.register_blueprint(metrics.blp)
+    api.register_blueprint(events.blp)
     init_oauth(app)
     for name in ("oauth", "api-docs", "static"):
         if name in app.blueprints:
             limiter.exempt(app.blueprints[name])
+    init_metrics(app)
+    init_live_stream(app)
+    init_dashboard(app)
     celery_init_app(app, settings)
+    _init_webhooks()
     register_cli(app)
+
+
+def _init_webhooks() -> None:
+    """Every process that commits job transitions (API, worker, CLI) notifies."""
+    from app.domain.services import webhooks
+
+    webhooks.install()
+
+
+def _answer_405_with_allow(app: Flask) -> None:
+    """flask-smorest's JSON error body drops the Allow header RFC 9110 requires."""
+    from flask import jsonify
+    from werkzeug.exceptions import MethodNotAllowed
+
+    def method_not_allowed(exc: MethodNotAllowed) -> Any:
+        response = jsonify(code=405, status="Method Not Allowed", message=exc.description)
+        response.status_code = 405
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods or []))
+        return response
+
+    app.register_error_handler(MethodNotAllowed, method_not_allowed)

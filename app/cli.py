@@ -132,8 +132,13 @@ def retry_command(job: str) -> None:
         outcome = "conflict" if isinstance(exc, provisioning.Conflict) else "rejected:not_found"
         _audit("retry", job, outcome, message=str(exc))
         raise click.ClickException(str(exc)) from exc
-    _audit("retry", submission.department_id, "accepted", retried=job,
-           provisioningId=str(submission.job_id))
+    _audit(
+        "retry",
+        submission.department_id,
+        "accepted",
+        retried=job,
+        provisioningId=str(submission.job_id),
+    )
     click.echo(
         f"job {submission.job_id} for {submission.department_id}: {submission.state.lower()}"
     )
@@ -149,8 +154,13 @@ def cleanup_command(department_id: str, force: bool) -> None:
     except cleanup.CleanupRefused as exc:
         _audit("cleanup", department_id, "conflict", force=force, message=str(exc))
         raise click.ClickException(str(exc)) from exc
-    _audit("cleanup", department_id, "ok" if report.ok else "failed", force=force,
-           report=list(report.lines))
+    _audit(
+        "cleanup",
+        department_id,
+        "ok" if report.ok else "failed",
+        force=force,
+        report=list(report.lines),
+    )
     for line in report.lines:
         click.echo(line)
     if not report.ok:
@@ -166,7 +176,9 @@ def cancel_command(job: str) -> None:
     try:
         submission = request_cancel(_job_id(job), _cli_actor())
     except (provisioning.Conflict, provisioning.NotFound) as exc:
+        _audit("cancel", job, "rejected", reason=str(exc))
         raise click.ClickException(str(exc)) from exc
+    _audit("cancel", submission.department_id, "accepted", provisioningId=str(submission.job_id))
     click.echo(f"job {submission.job_id}: cancel requested")
 
 
@@ -183,7 +195,9 @@ def repair_command(department_id: str) -> None:
             return
         submission = request_repair(department_id, failing, _cli_actor())
     except (provisioning.Conflict, provisioning.NotFound) as exc:
+        _audit("repair", department_id, "rejected", reason=str(exc))
         raise click.ClickException(str(exc)) from exc
+    _audit("repair", department_id, "accepted", provisioningId=str(submission.job_id))
     click.echo(f"repairing {', '.join(failing)}: job {submission.job_id}")
 
 

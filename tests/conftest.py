@@ -157,20 +157,23 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
     }
     stack.run_script(["scripts/caddy.sh", "start"], caddy_env)
     services = Stack(test_env, run_dir)
-    services.api.start()
-    services.worker.start()
-    services.beat.start()
-    stack.wait_http(f"http://127.0.0.1:{API_PORT}/openapi.json")
-    yield services
-    services.stop()
-    from app.providers.container_local import stop_all_agents
+    try:
+        services.api.start()
+        services.worker.start()
+        services.beat.start()
+        stack.wait_http(f"http://127.0.0.1:{API_PORT}/openapi.json")
+        yield services
+    finally:
+        # Also when start-up failed: nothing of this session may outlive it.
+        services.stop()
+        from app.providers.container_local import stop_all_agents
 
-    stop_all_agents(run_dir)
-    stack.run_script(["scripts/caddy.sh", "stop"], caddy_env)
-    # The tenants database goes (with the roles' objects), so the roles can go too;
-    # the state database stays for a look after a failed run.
-    _drop_databases(f"{TEST_DB}_tenants")
-    _drop_test_roles()
+        stop_all_agents(run_dir)
+        stack.run_script(["scripts/caddy.sh", "stop"], caddy_env)
+        # The tenants database goes (with the roles' objects), so the roles can go
+        # too; the state database stays for a look after a failed run.
+        _drop_databases(f"{TEST_DB}_tenants")
+        _drop_test_roles()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from app import config
+from app.api.audit import audit_endpoints
 from app.api.auth import (
     actor,
     admin_required,
@@ -23,12 +24,15 @@ from app.domain.services import health, lifecycle, provisioning, queries
 from app.domain.states import DepartmentStatus
 
 blp = Blueprint("departments", __name__, url_prefix="/api", description="Departments")
+audit_endpoints(blp, {"DepartmentResource": "update", "DepartmentRepair": "repair"})
 
 
 class DepartmentListArgs(Schema):
     status = fields.String(validate=validate.OneOf([s.value for s in DepartmentStatus]))
-    includeDeprovisioned = fields.Boolean(load_default=False, metadata={
-        "description": "DEPROVISIONED departments are left out unless asked for"})
+    includeDeprovisioned = fields.Boolean(
+        load_default=False,
+        metadata={"description": "DEPROVISIONED departments are left out unless asked for"},
+    )
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
@@ -111,7 +115,10 @@ class Departments(MethodView):
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List departments (paginated; filter by status)"""
         rows, total = queries.list_departments(
-            args.get("status"), args["page"], args["perPage"], scoped_department(),
+            args.get("status"),
+            args["page"],
+            args["perPage"],
+            scoped_department(),
             include_deprovisioned=args["includeDeprovisioned"],
         )
         return {
@@ -122,7 +129,7 @@ class Departments(MethodView):
         }
 
 
-@blp.route("/departments/<string:department_id>")
+@blp.route("/departments/<department_id:department_id>")
 class DepartmentResource(MethodView):
     decorators = [admin_required]
 
@@ -154,7 +161,7 @@ class DepartmentResource(MethodView):
         return _accepted(submission, "Update started")
 
 
-@blp.route("/departments/<string:department_id>/repair")
+@blp.route("/departments/<department_id:department_id>/repair")
 class DepartmentRepair(MethodView):
     decorators = [admin_required]
 
@@ -175,7 +182,7 @@ class DepartmentRepair(MethodView):
         return _accepted(submission, f"Repairing: {', '.join(failing)}")
 
 
-@blp.route("/departments/<string:department_id>/history")
+@blp.route("/departments/<department_id:department_id>/history")
 class DepartmentHistory(MethodView):
     decorators = [reader_required]
 
@@ -191,12 +198,17 @@ class DepartmentHistory(MethodView):
 
 def _accepted(submission: provisioning.Submission, message: str) -> Any:
     url = status_url(submission.job_id)
-    body = {"provisioningId": submission.job_id, "departmentId": submission.department_id,
-            "status": submission.state.lower(), "message": message, "statusUrl": url}
+    body = {
+        "provisioningId": submission.job_id,
+        "departmentId": submission.department_id,
+        "status": submission.state.lower(),
+        "message": message,
+        "statusUrl": url,
+    }
     return body, 202, {"Location": url}
 
 
-@blp.route("/departments/<string:department_id>/health")
+@blp.route("/departments/<department_id:department_id>/health")
 class DepartmentHealth(MethodView):
     decorators = [reader_required]
 

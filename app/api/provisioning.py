@@ -26,6 +26,7 @@ from app.api.provisioning_schemas import (
 )
 from app.domain.services import lifecycle, planning, provisioning, queries
 
+MAX_IDEMPOTENCY_KEY = 200  # the column's size
 blp = Blueprint(
     "provisioning",
     __name__,
@@ -33,7 +34,9 @@ blp = Blueprint(
     description="Provision and deprovision departments, and follow their jobs",
 )
 # Submits and deprovisions are audited whatever their outcome, refusals included.
-audit_endpoints(blp, {"ProvisionDepartment": "provision", "Deprovision": "deprovision"})
+audit_endpoints(
+    blp, {"ProvisionDepartment": "provision", "Deprovision": "deprovision", "CancelJob": "cancel"}
+)
 
 
 def status_url(job_id: uuid.UUID) -> str:
@@ -83,9 +86,12 @@ class ProvisionDepartment(MethodView):
         the plan and changes nothing anywhere.
         """
         if dryRun:
-            return jsonify(ProvisionPlanSchema().dump(
-                planning.plan_provisioning(payload, config.current())))
+            return jsonify(
+                ProvisionPlanSchema().dump(planning.plan_provisioning(payload, config.current()))
+            )
         key = request.headers.get("Idempotency-Key")
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            abort(422, message=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
         try:
             replay = provisioning.replay_for(key, payload) if key else None
         except provisioning.IdempotencyMismatch as exc:
@@ -132,20 +138,25 @@ class CancelJob(MethodView):
             abort(404, message=str(exc))
         except provisioning.Conflict as exc:
             abort(409, message=str(exc))
-        body = {"provisioningId": submission.job_id, "departmentId": submission.department_id,
-                "status": "cancelling", "statusUrl": status_url(submission.job_id),
-                "message": "The job stops at the next safe point, then rolls back"}
+        body = {
+            "provisioningId": submission.job_id,
+            "departmentId": submission.department_id,
+            "status": "cancelling",
+            "statusUrl": status_url(submission.job_id),
+            "message": "The job stops at the next safe point, then rolls back",
+        }
         return body, 202, {"Location": body["statusUrl"]}
 
 
-@blp.route("/deprovision/<string:department_id>")
+@blp.route("/deprovision/<department_id:department_id>")
 class Deprovision(MethodView):
     decorators = [admin_required]
 
     @blp.response(202, DeprovisionAcceptedSchema)
     @blp.alt_response(404, description="Unknown department")
-    @blp.alt_response(409, description="A job is in flight, deletion protection is on, "
-                      "or already deprovisioned")
+    @blp.alt_response(
+        409, description="A job is in flight, deletion protection is on, or already deprovisioned"
+    )
     @blp.alt_response(422, description="Confirmation required")
     @blp.arguments(DeprovisionArgsSchema, location="query", as_kwargs=True)
     def delete(self, department_id: str, confirm: str | None = None) -> Any:
@@ -158,7 +169,8 @@ class Deprovision(MethodView):
         body_confirm = (request.get_json(silent=True) or {}).get("confirm")
         try:
             submission = provisioning.request_deprovision(
-                department_id, actor(), confirm or body_confirm)
+                department_id, actor(), confirm or body_confirm
+            )
         except provisioning.ConfirmationRequired as exc:
             abort(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})
         except provisioning.NotFound as exc:

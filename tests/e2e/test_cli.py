@@ -135,7 +135,10 @@ def test_retry_of_a_failed_job_starts_a_new_job_that_completes(
 
 
 def test_cleanup_removes_a_provisioned_department_whose_records_are_lost(
-    live_stack: Stack, app: Flask, client: object, admin_headers: dict[str, str],
+    live_stack: Stack,
+    app: Flask,
+    client: object,
+    admin_headers: dict[str, str],
 ) -> None:
     """Every component's delete works from the departmentId alone."""
     from tests.e2e.conftest import submit, wait_for_job
@@ -146,12 +149,21 @@ def test_cleanup_removes_a_provisioned_department_whose_records_are_lost(
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM provisioning_jobs WHERE department_pk = "
-                    "(SELECT id FROM departments WHERE department_id = %s)", (department_id,))
+        cur.execute(
+            "DELETE FROM provisioning_jobs WHERE department_pk = "
+            "(SELECT id FROM departments WHERE department_id = %s)",
+            (department_id,),
+        )
         cur.execute("DELETE FROM departments WHERE department_id = %s", (department_id,))
     conn.close()
     assert set(leftovers(live_stack, department_id)) == {
-        "schema", "role", "oauth_client", "agent_pids", "gateway_routes", "workflows"}
+        "schema",
+        "role",
+        "oauth_client",
+        "agent_pids",
+        "gateway_routes",
+        "workflows",
+    }
 
     result = app.test_cli_runner().invoke(args=["provisioning", "cleanup", department_id])
 

@@ -31,8 +31,15 @@ def _snapshot(stack: Stack) -> dict[str, Any]:
     conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
     with conn.cursor() as cur:
         counts = {}
-        for table in ("departments", "provisioning_jobs", "job_steps", "job_logs",
-                      "oauth_clients", "oauth_tokens", "department_secrets"):
+        for table in (
+            "departments",
+            "provisioning_jobs",
+            "job_steps",
+            "job_logs",
+            "oauth_clients",
+            "oauth_tokens",
+            "department_secrets",
+        ):
             cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
             counts[table] = cur.fetchone()[0]
     conn.close()
@@ -43,38 +50,54 @@ def _snapshot(stack: Stack) -> dict[str, Any]:
         cur.execute("SELECT rolname FROM pg_roles ORDER BY 1")
         roles = [r[0] for r in cur.fetchall()]
     conn.close()
-    workflows = requests.get(f"{env['N8N_URL']}/api/v1/workflows", params={"limit": 250},
-                             headers={"X-N8N-API-KEY": env["N8N_API_KEY"]}, timeout=10).json()
+    workflows = requests.get(
+        f"{env['N8N_URL']}/api/v1/workflows",
+        params={"limit": 250},
+        headers={"X-N8N-API-KEY": env["N8N_API_KEY"]},
+        timeout=10,
+    ).json()
     return {
-        "counts": counts, "schemas": schemas, "roles": roles,
+        "counts": counts,
+        "schemas": schemas,
+        "roles": roles,
         "caddy": requests.get(f"{env['CADDY_ADMIN_URL']}/config/", timeout=5).json(),
         "workflows": sorted((w["id"], w["active"]) for w in workflows["data"]),
     }
 
 
 def test_dry_run_plans_every_step_and_changes_nothing(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     existing = _provisioned(client, admin_headers)
     fresh = department_payload()
     before = _snapshot(live_stack)
 
     plan = client.post("/api/provision-department?dryRun=true", json=fresh, headers=admin_headers)
-    again = client.post("/api/provision-department?dryRun=true", json=existing,
-                        headers=admin_headers)
+    again = client.post(
+        "/api/provision-department?dryRun=true", json=existing, headers=admin_headers
+    )
 
     assert _snapshot(live_stack) == before
     assert plan.status_code == 200, plan.get_json()
     body = plan.get_json()
     steps = {s["step"]: s for s in body["steps"]}
     slug = fresh["departmentId"]
-    assert list(steps) == ["validate_config", "create_database", "create_oauth",
-                           "deploy_container", "deploy_workflows", "configure_gateway",
-                           "validate_deployment"]
+    assert list(steps) == [
+        "validate_config",
+        "create_database",
+        "create_oauth",
+        "deploy_container",
+        "deploy_workflows",
+        "configure_gateway",
+        "validate_deployment",
+    ]
     assert steps["create_database"]["resources"]["schema"] == f"{slug}_tenant"
     assert steps["create_oauth"]["resources"]["clientId"] == f"dept-{slug}"
     assert steps["deploy_workflows"]["resources"]["workflows"] == [
-        f"{slug}:{w}" for w in fresh["workflows"]]
+        f"{slug}:{w}" for w in fresh["workflows"]
+    ]
     assert steps["configure_gateway"]["resources"]["routeId"] == f"dept-{slug}"
     assert steps["create_database"]["exists"] == {"schema": False, "role": False}
     assert body["wouldConflict"] is None
@@ -84,13 +107,19 @@ def test_dry_run_plans_every_step_and_changes_nothing(
     assert existing_steps["deploy_container"]["exists"] == {"agent": True}
     assert existing_steps["configure_gateway"]["exists"] == {"route": True}
     assert "409" in again.get_json()["wouldConflict"]
-    bad = client.post("/api/provision-department?dryRun=true", headers=admin_headers,
-                      json={**fresh, "region": "mars"})
+    bad = client.post(
+        "/api/provision-department?dryRun=true",
+        headers=admin_headers,
+        json={**fresh, "region": "mars"},
+    )
     assert bad.status_code == 422
 
 
 def test_cancel_stops_at_a_safe_point_rolls_back_and_ends_cancelled(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: Any,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: Any,
 ) -> None:
     payload = department_payload()
     faults.arm(payload["departmentId"], "container.create", mode="delay", seconds=3)
@@ -104,7 +133,7 @@ def test_cancel_stops_at_a_safe_point_rolls_back_and_ends_cancelled(
     assert view["status"] == "cancelled"
     steps = {s["name"]: s["status"] for s in view["steps"]}
     assert steps["deploy_container"] == "rolled_back"  # it finished, then was undone
-    assert steps["deploy_workflows"] == "pending"      # never started
+    assert steps["deploy_workflows"] == "pending"  # never started
     assert "cancelled by ops@example.com" in view["error"]["message"]
     assert leftovers(live_stack, payload["departmentId"]) == {}
     again = client.post(f"/api/provision-status/{job}/cancel", headers=admin_headers)
@@ -112,50 +141,74 @@ def test_cancel_stops_at_a_safe_point_rolls_back_and_ends_cancelled(
 
 
 def test_update_applies_only_the_difference_and_keeps_history(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     payload = _provisioned(client, admin_headers)
     department_id = payload["departmentId"]
 
-    response = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
-                            json={"workflows": ["email", "notifications"]})
+    response = client.patch(
+        f"/api/departments/{department_id}",
+        headers=admin_headers,
+        json={"workflows": ["email", "notifications"]},
+    )
     assert response.status_code == 202, response.get_json()
     view = wait_for_job(str(response.get_json()["provisioningId"]))
 
     assert view["status"] == "completed", view
-    assert [s["name"] for s in view["steps"]] == ["validate_config", "deploy_workflows",
-                                                  "validate_deployment"]
-    names = sorted(w["name"] for w in probes.n8n_workflows(
-        live_stack.env["N8N_URL"], live_stack.env["N8N_API_KEY"], department_id))
+    assert [s["name"] for s in view["steps"]] == [
+        "validate_config",
+        "deploy_workflows",
+        "validate_deployment",
+    ]
+    names = sorted(
+        w["name"]
+        for w in probes.n8n_workflows(
+            live_stack.env["N8N_URL"], live_stack.env["N8N_API_KEY"], department_id
+        )
+    )
     assert names == [f"{department_id}:email", f"{department_id}:notifications"]
-    history = client.get(f"/api/departments/{department_id}/history",
-                         headers=admin_headers).get_json()["versions"]
+    history = client.get(
+        f"/api/departments/{department_id}/history", headers=admin_headers
+    ).get_json()["versions"]
     assert [v["version"] for v in history] == [2, 1]
-    assert history[0]["diff"] == {"workflows": {"from": ["email", "database"],
-                                                "to": ["email", "notifications"]}}
+    assert history[0]["diff"] == {
+        "workflows": {"from": ["email", "database"], "to": ["email", "notifications"]}
+    }
     assert history[0]["actor"] == "ops@example.com"
 
-    same = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
-                        json={"workflows": ["email", "notifications"]})
+    same = client.patch(
+        f"/api/departments/{department_id}",
+        headers=admin_headers,
+        json={"workflows": ["email", "notifications"]},
+    )
     assert same.status_code == 200  # nothing changed: no job
-    invalid = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
-                           json={"workflows": ["fax"]})
+    invalid = client.patch(
+        f"/api/departments/{department_id}", headers=admin_headers, json={"workflows": ["fax"]}
+    )
     assert invalid.status_code == 422
 
 
 def test_a_failed_update_restores_the_previous_configuration(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], faults: Any,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: Any,
 ) -> None:
     payload = _provisioned(client, admin_headers)
     department_id = payload["departmentId"]
-    before = client.get(f"/api/departments/{department_id}/health",
-                        headers=admin_headers).get_json()
+    before = client.get(
+        f"/api/departments/{department_id}/health", headers=admin_headers
+    ).get_json()
     assert before["healthy"]
     faults.arm(department_id, "deployment_check.create", mode="fail")
 
-    response = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
-                            json={"resources": {"cpu": "1", "memory": "1Gi"},
-                                  "enabledTools": ["gmail"]})
+    response = client.patch(
+        f"/api/departments/{department_id}",
+        headers=admin_headers,
+        json={"resources": {"cpu": "1", "memory": "1Gi"}, "enabledTools": ["gmail"]},
+    )
     view = wait_for_job(str(response.get_json()["provisioningId"]))
 
     assert view["status"] == "failed"
@@ -164,16 +217,18 @@ def test_a_failed_update_restores_the_previous_configuration(
     listed = client.get("/api/departments?status=ACTIVE", headers=admin_headers).get_json()
     row = next(d for d in listed["departments"] if d["departmentId"] == department_id)
     assert row["configVersion"] == 1
-    after = client.get(f"/api/departments/{department_id}/health",
-                       headers=admin_headers).get_json()
+    after = client.get(f"/api/departments/{department_id}/health", headers=admin_headers).get_json()
     assert after["healthy"], after
-    agent = requests.get(f"{live_stack.env['GATEWAY_PUBLIC_URL']}/departments/{department_id}/",
-                         timeout=10).json()
+    agent = requests.get(
+        f"{live_stack.env['GATEWAY_PUBLIC_URL']}/departments/{department_id}/", timeout=10
+    ).json()
     assert agent["tools"] == payload["enabledTools"]  # the previous configuration again
 
 
 def test_drift_is_detected_and_repair_recreates_only_what_is_missing(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str],
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
 ) -> None:
     from app.domain.services.drift import detect_drift
 
@@ -184,8 +239,9 @@ def test_drift_is_detected_and_repair_recreates_only_what_is_missing(
     with conn.cursor() as cur:
         cur.execute(f'DROP SCHEMA "{department_id}_tenant" CASCADE')
     conn.close()
-    requests.delete(f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}",
-                    timeout=5).raise_for_status()
+    requests.delete(
+        f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}", timeout=5
+    ).raise_for_status()
 
     findings = {f.department_id: f for f in detect_drift(config.current())}
 
@@ -217,38 +273,55 @@ def _settings(**changes: Any) -> Iterator[None]:
 
 
 def test_deprovision_honours_protection_and_confirmation(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], app: Flask,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    app: Flask,
 ) -> None:
     payload = _provisioned(client, admin_headers)
     department_id = payload["departmentId"]
-    protect = client.patch(f"/api/departments/{department_id}", headers=admin_headers,
-                           json={"deletionProtection": True})
+    protect = client.patch(
+        f"/api/departments/{department_id}",
+        headers=admin_headers,
+        json={"deletionProtection": True},
+    )
     assert protect.status_code == 200 and protect.get_json()["deletionProtection"] is True
     refused = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
     assert refused.status_code == 409 and "deletion protection" in refused.get_json()["message"]
-    client.patch(f"/api/departments/{department_id}", headers=admin_headers,
-                 json={"deletionProtection": False})
+    client.patch(
+        f"/api/departments/{department_id}",
+        headers=admin_headers,
+        json={"deletionProtection": False},
+    )
 
     with _settings(DEPROVISION_REQUIRE_CONFIRM=True):
         unconfirmed = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
-        wrong = client.delete(f"/api/deprovision/{department_id}?confirm=other",
-                              headers=admin_headers)
-        confirmed = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers,
-                                  json={"confirm": department_id})
+        wrong = client.delete(
+            f"/api/deprovision/{department_id}?confirm=other", headers=admin_headers
+        )
+        confirmed = client.delete(
+            f"/api/deprovision/{department_id}",
+            headers=admin_headers,
+            json={"confirm": department_id},
+        )
     assert unconfirmed.status_code == 422 and wrong.status_code == 422
     assert confirmed.status_code == 202
     assert wait_for_job(str(confirmed.get_json()["provisioningId"]))["status"] == "completed"
     listed = client.get("/api/departments", headers=admin_headers).get_json()
     assert department_id not in [d["departmentId"] for d in listed["departments"]]
-    everything = client.get("/api/departments?includeDeprovisioned=true",
-                            headers=admin_headers).get_json()
+    everything = client.get(
+        "/api/departments?includeDeprovisioned=true", headers=admin_headers
+    ).get_json()
     assert department_id in [d["departmentId"] for d in everything["departments"]]
     history = client.get(f"/api/departments/{department_id}/history", headers=admin_headers)
     assert history.status_code == 200 and history.get_json()["versions"]
 
 
 def test_auto_repair_brings_back_a_killed_agent_and_a_deactivated_workflow(
-    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], app: Flask,
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    app: Flask,
 ) -> None:
     import os
     import signal
@@ -259,8 +332,11 @@ def test_auto_repair_brings_back_a_killed_agent_and_a_deactivated_workflow(
         os.kill(pid, signal.SIGKILL)
     env = live_stack.env
     workflow = probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)[0]
-    requests.post(f"{env['N8N_URL']}/api/v1/workflows/{workflow['id']}/deactivate",
-                  headers={"X-N8N-API-KEY": env["N8N_API_KEY"]}, timeout=10).raise_for_status()
+    requests.post(
+        f"{env['N8N_URL']}/api/v1/workflows/{workflow['id']}/deactivate",
+        headers={"X-N8N-API-KEY": env["N8N_API_KEY"]},
+        timeout=10,
+    ).raise_for_status()
 
     with _settings(AUTO_REPAIR=True):
         result = app.test_cli_runner().invoke(args=["provisioning", "drift"])
@@ -270,7 +346,9 @@ def test_auto_repair_brings_back_a_killed_agent_and_a_deactivated_workflow(
     assert "railway_agent" in line and "n8n_workflows" in line and "repair job" in line
     job = line.split("repair job ")[1].rstrip(")")
     assert wait_for_job(job)["status"] == "completed"
-    assert client.get(f"/api/departments/{department_id}/health",
-                      headers=admin_headers).get_json()["healthy"]
-    assert all(w["active"] for w in probes.n8n_workflows(
-        env["N8N_URL"], env["N8N_API_KEY"], department_id))
+    assert client.get(f"/api/departments/{department_id}/health", headers=admin_headers).get_json()[
+        "healthy"
+    ]
+    assert all(
+        w["active"] for w in probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)
+    )

@@ -27,10 +27,13 @@ class DriftFinding:
 
 def watched_departments() -> list[str]:
     with db.transaction() as session:
-        return list(session.scalars(
-            select(Department.department_id).where(Department.status.in_(WATCHED))
-            .order_by(Department.department_id)
-        ))
+        return list(
+            session.scalars(
+                select(Department.department_id)
+                .where(Department.status.in_(WATCHED))
+                .order_by(Department.department_id)
+            )
+        )
 
 
 def detect_drift(settings: Settings) -> list[DriftFinding]:
@@ -65,8 +68,10 @@ def _record(department_id: str, failing: tuple[str, ...], checks: list[dict]) ->
         department.last_health_at = utcnow()
         if failing:
             department.status = DepartmentStatus.DEGRADED
-            department.drift = {"failing": list(failing),
-                                "checks": [c for c in checks if not c["healthy"]]}
+            department.drift = {
+                "failing": list(failing),
+                "checks": [c for c in checks if not c["healthy"]],
+            }
         else:
             department.status = DepartmentStatus.ACTIVE
             department.drift = None

@@ -63,7 +63,9 @@ def _require_changeable(session: Session, department: Department) -> None:
 
 
 def request_update(
-    department_id: str, new_config: dict[str, Any], deletion_protection: bool | None,
+    department_id: str,
+    new_config: dict[str, Any],
+    deletion_protection: bool | None,
     actor: str | None,
 ) -> Submission | None:
     """Starts an update job for what changed; None when nothing needs a job."""
@@ -71,19 +73,25 @@ def request_update(
         department = _locked_department(session, department_id)
         if deletion_protection is not None:
             department.deletion_protection = deletion_protection
-        changed = [f for f in lifecycle.UPDATABLE_FIELDS
-                   if new_config.get(f) != department.config.get(f)]
+        changed = [
+            f for f in lifecycle.UPDATABLE_FIELDS if new_config.get(f) != department.config.get(f)
+        ]
         if not changed:
             return None
         _require_changeable(session, department)
         steps = lifecycle.steps_for_update(changed)
         job = new_job(session, department, "update", new_config, actor, steps)
         job.previous_config = dict(department.config)
-        journal(session, job, "INFO", f"update of {', '.join(changed)} requested by "
-                                      f"{actor or 'unknown'}")
+        journal(
+            session,
+            job,
+            "INFO",
+            f"update of {', '.join(changed)} requested by {actor or 'unknown'}",
+        )
         submission = Submission(job.id, department_id, True, job.state)
-    dispatch_safely(lambda: dispatch.current().forward(
-        submission.job_id, 1, [s.name for s in steps]))
+    dispatch_safely(
+        lambda: dispatch.current().forward(submission.job_id, 1, [s.name for s in steps])
+    )
     return submission
 
 
@@ -94,11 +102,16 @@ def request_repair(department_id: str, failing_checks: list[str], actor: str | N
         department = _locked_department(session, department_id)
         _require_changeable(session, department)
         job = new_job(session, department, "repair", dict(department.config), actor, steps)
-        journal(session, job, "WARNING", f"repair of {', '.join(failing_checks)} requested by "
-                                         f"{actor or 'unknown'}")
+        journal(
+            session,
+            job,
+            "WARNING",
+            f"repair of {', '.join(failing_checks)} requested by {actor or 'unknown'}",
+        )
         submission = Submission(job.id, department_id, True, job.state)
-    dispatch_safely(lambda: dispatch.current().forward(
-        submission.job_id, 1, [s.name for s in steps]))
+    dispatch_safely(
+        lambda: dispatch.current().forward(submission.job_id, 1, [s.name for s in steps])
+    )
     return submission
 
 

@@ -30,18 +30,33 @@ def plan_provisioning(config: dict[str, Any], settings: Settings) -> dict[str, A
     department_id = config["departmentId"]
     context, conflict = _context_and_conflict(config, settings)
     planners = {
-        "create_database": _database, "create_oauth": _oauth, "deploy_container": _container,
-        "deploy_workflows": _workflows, "configure_gateway": _gateway,
+        "create_database": _database,
+        "create_oauth": _oauth,
+        "deploy_container": _container,
+        "deploy_workflows": _workflows,
+        "configure_gateway": _gateway,
     }
     steps = []
     for step in saga.SAGA:
         planner = planners.get(step.name)
         resources, exists = planner(context, settings) if planner else ({}, None)
-        steps.append({"step": step.name, "state": step.state.lower(),
-                      "description": step.description, "resources": resources,
-                      "exists": exists})
-    return {"dryRun": True, "departmentId": department_id, "valid": True, "errors": {},
-            "wouldConflict": conflict, "steps": steps}
+        steps.append(
+            {
+                "step": step.name,
+                "state": step.state.lower(),
+                "description": step.description,
+                "resources": resources,
+                "exists": exists,
+            }
+        )
+    return {
+        "dryRun": True,
+        "departmentId": department_id,
+        "valid": True,
+        "errors": {},
+        "wouldConflict": conflict,
+        "steps": steps,
+    }
 
 
 def _context_and_conflict(
@@ -66,8 +81,14 @@ def _database(context: DepartmentContext, settings: Settings) -> tuple[dict, dic
     schema = database_postgres.schema_name(context)
     role = database_postgres.role_name(context)
     url = make_url(settings.tenant_database_url)
-    conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username,
-                            password=url.password, dbname=url.database, connect_timeout=5)
+    conn = psycopg2.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        connect_timeout=5,
+    )
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
@@ -76,8 +97,12 @@ def _database(context: DepartmentContext, settings: Settings) -> tuple[dict, dic
             role_exists = cur.fetchone() is not None
     finally:
         conn.close()
-    resources = {"database": url.database, "schema": schema, "role": role,
-                 "tables": list(database_postgres.BASELINE_TABLES)}
+    resources = {
+        "database": url.database,
+        "schema": schema,
+        "role": role,
+        "tables": list(database_postgres.BASELINE_TABLES),
+    }
     return resources, {"schema": schema_exists, "role": role_exists}
 
 
@@ -87,28 +112,37 @@ def _oauth(context: DepartmentContext, settings: Settings) -> tuple[dict, dict]:
         client = session.get(OAuthClient, client_id)
         exists = client is not None and client.revoked_at is None
     scopes = catalogue.scopes_for(context.config.get("enabledTools", []))
-    return {"clientId": client_id, "scopes": scopes, "audience": context.department_id}, \
-        {"client": exists}
+    return {"clientId": client_id, "scopes": scopes, "audience": context.department_id}, {
+        "client": exists
+    }
 
 
 def _container(context: DepartmentContext, settings: Settings) -> tuple[dict, dict]:
     resources = dict(context.config.get("resources", {}))
     if settings.CONTAINER_RUNTIME == "railway":
-        return {"runtime": "railway", "service": f"dept-{context.department_id}", **resources}, \
-            {"service": None}  # unknown without calling Railway; see README
+        return {"runtime": "railway", "service": f"dept-{context.department_id}", **resources}, {
+            "service": None
+        }  # unknown without calling Railway; see README
     from app.providers.container_local import find_agent_pids
 
     pids = find_agent_pids(context.department_id)
-    return {"runtime": "local", "agent": f"department agent for {context.department_id}",
-            **resources}, {"agent": bool(pids)}
+    return {
+        "runtime": "local",
+        "agent": f"department agent for {context.department_id}",
+        **resources,
+    }, {"agent": bool(pids)}
 
 
 def _workflows(context: DepartmentContext, settings: Settings) -> tuple[dict, dict]:
-    names = [workflows_n8n.workflow_name(context.department_id, w)
-             for w in context.config.get("workflows", [])]
+    names = [
+        workflows_n8n.workflow_name(context.department_id, w)
+        for w in context.config.get("workflows", [])
+    ]
     result = provider(settings, "workflows").check(context)
-    return {"workflows": names, "tag": workflows_n8n.department_tag(context.department_id)}, \
-        {"allWorkflows": result.healthy, "detail": result.detail}
+    return {"workflows": names, "tag": workflows_n8n.department_tag(context.department_id)}, {
+        "allWorkflows": result.healthy,
+        "detail": result.detail,
+    }
 
 
 def _gateway(context: DepartmentContext, settings: Settings) -> tuple[dict, dict]:
@@ -116,5 +150,6 @@ def _gateway(context: DepartmentContext, settings: Settings) -> tuple[dict, dict
     result = provider(settings, "gateway").check(context)
     url = f"{settings.GATEWAY_PUBLIC_URL.rstrip('/')}/departments/{context.department_id}/"
     present = bool(result.data.get("upstreams"))
-    return {"routeId": route_id, "path": f"/departments/{context.department_id}/*", "url": url}, \
-        {"route": present}
+    return {"routeId": route_id, "path": f"/departments/{context.department_id}/*", "url": url}, {
+        "route": present
+    }

@@ -1,0 +1,160 @@
+"""Two Celery workers share a burst of departments: the tasks spread across both,
+and no step runs twice.
+
+Which worker ran which task comes from Celery's own task events (the workers send
+them, see `worker_send_task_events`): `task-received` names the task, its
+arguments (job id, generation) and the worker; `task-succeeded` the worker that
+finished it. The records say the rest: every step of every job ran once
+(`attempts == 1`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import Stack, department_payload
+from tests.e2e.conftest import leftovers, submit, wait_for_job
+from tests.support import stack
+
+BURST = 12
+SECOND_WORKER = "worker-scale"
+STEP_TASK_PREFIX = "provisioning.step."
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@dataclass
+class TaskEvents:
+    """Listens to the workers' task events on the broker, in a background thread."""
+
+    celery: Celery
+    received: dict[str, dict[str, str]] = field(default_factory=dict)  # task id -> who, what
+    succeeded: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    workers_seen: set[str] = field(default_factory=set)
+    _receiver: Any = None
+    _thread: threading.Thread | None = None
+
+    def _on_received(self, event: dict[str, Any]) -> None:
+        job = UUID.search(str(event.get("args", "")))
+        self.received[event["uuid"]] = {
+            "name": event.get("name", ""),
+            "job": job.group(0) if job else "",
+            "worker": event["hostname"],
+        }
+
+    def _on_succeeded(self, event: dict[str, Any]) -> None:
+        self.succeeded[event["uuid"]].append(event["hostname"])
+
+    def _on_any(self, event: dict[str, Any]) -> None:
+        if event.get("type", "").startswith("worker-"):
+            self.workers_seen.add(event["hostname"].split("@")[0])
+
+    def _run(self) -> None:
+        with self.celery.connection_for_read() as connection:
+            self._receiver = self.celery.events.Receiver(
+                connection,
+                handlers={
+                    "task-received": self._on_received,
+                    "task-succeeded": self._on_succeeded,
+                    "*": self._on_any,
+                },
+            )
+            self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    @contextmanager
+    def listening(self) -> Iterator[TaskEvents]:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            if self._receiver is not None:
+                self._receiver.should_stop = True
+            self._thread.join(timeout=10)
+
+    def wait_for_workers(self, names: set[str], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not names <= self.workers_seen:
+            assert time.monotonic() < deadline, f"workers seen: {self.workers_seen}, want {names}"
+            time.sleep(0.2)
+
+    def step_tasks(self, job_ids: set[str]) -> dict[str, dict[str, str]]:
+        return {
+            task_id: task
+            for task_id, task in self.received.items()
+            if task["name"].startswith(STEP_TASK_PREFIX) and task["job"] in job_ids
+        }
+
+
+@contextmanager
+def second_worker(live_stack: Stack) -> Iterator[stack.Service]:
+    worker = stack.celery_worker(live_stack.env, live_stack.log_dir, SECOND_WORKER, concurrency=6)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def deprovision_all(
+    client: FlaskClient, headers: dict[str, str], department_ids: list[str]
+) -> None:
+    for department_id in department_ids:
+        response = client.delete(f"/api/deprovision/{department_id}", headers=headers)
+        if response.status_code == 202:
+            wait_for_job(str(response.get_json()["provisioningId"]), timeout=120)
+
+
+def test_a_burst_spreads_over_two_workers_and_no_step_runs_twice(
+    live_stack: Stack,
+    app: Flask,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+) -> None:
+    payloads = [department_payload() for _ in range(BURST)]
+    department_ids = [p["departmentId"] for p in payloads]
+    events = TaskEvents(app.extensions["celery"])
+    try:
+        with events.listening(), second_worker(live_stack):
+            events.wait_for_workers({live_stack.worker.name, SECOND_WORKER})
+            with ThreadPoolExecutor(max_workers=BURST) as pool:
+                jobs = list(pool.map(lambda p: submit(client, admin_headers, p), payloads))
+            views = [wait_for_job(job, timeout=240) for job in jobs]
+            time.sleep(2)  # the last task-succeeded events are on their way
+
+        assert [v["status"] for v in views] == ["completed"] * BURST, [v["error"] for v in views]
+        for view in views:
+            assert {s["name"]: s["attempts"] for s in view["steps"]} == {
+                s["name"]: 1 for s in view["steps"]
+            }, view["steps"]
+
+        tasks = events.step_tasks(set(jobs))
+        runs = Counter((task["job"], task["name"]) for task in tasks.values())
+        assert len(runs) == BURST * 7 and set(runs.values()) == {1}, runs
+        finishers = {task_id: events.succeeded.get(task_id, []) for task_id in tasks}
+        assert all(len(hosts) == 1 for hosts in finishers.values()), finishers
+        for task_id, task in tasks.items():
+            assert finishers[task_id] == [task["worker"]]
+
+        per_worker = Counter(task["worker"].split("@")[0] for task in tasks.values())
+        workers_per_job = {
+            job: {t["worker"] for t in tasks.values() if t["job"] == job} for job in jobs
+        }
+        spread = f"step tasks per worker: {dict(per_worker)}"
+        assert set(per_worker) == {live_stack.worker.name, SECOND_WORKER}, spread
+        assert any(len(workers) == 2 for workers in workers_per_job.values()), workers_per_job
+    finally:
+        deprovision_all(client, admin_headers, department_ids)
+    for department_id in department_ids:
+        assert leftovers(live_stack, department_id) == {}
