@@ -156,6 +156,7 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
         "RUN_DIR": str(run_dir / "caddy"),
     }
     stack.run_script(["scripts/caddy.sh", "start"], caddy_env)
+    _purge_workflows(test_env)
     services = Stack(test_env, run_dir)
     try:
         services.api.start()
@@ -174,6 +175,13 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
         # too; the state database stays for a look after a failed run.
         _drop_databases(f"{TEST_DB}_tenants")
         _drop_test_roles()
+        _purge_workflows(test_env)
+
+
+def _purge_workflows(env: dict[str, str]) -> None:
+    from tests.support.probes import purge_n8n_workflows
+
+    purge_n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], TEST_PREFIX)
 
 
 @pytest.fixture(scope="session")

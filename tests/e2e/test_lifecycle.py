@@ -50,12 +50,7 @@ def _snapshot(stack: Stack) -> dict[str, Any]:
         cur.execute("SELECT rolname FROM pg_roles ORDER BY 1")
         roles = [r[0] for r in cur.fetchall()]
     conn.close()
-    workflows = requests.get(
-        f"{env['N8N_URL']}/api/v1/workflows",
-        params={"limit": 250},
-        headers={"X-N8N-API-KEY": env["N8N_API_KEY"]},
-        timeout=10,
-    ).json()
+    workflows = {"data": probes.all_n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"])}
     return {
         "counts": counts,
         "schemas": schemas,

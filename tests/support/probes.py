@@ -58,16 +58,46 @@ def gateway_route_count(admin_url: str, department_id: str) -> int:
     return sum(1 for route in routes or [] if route.get("@id") == f"dept-{department_id}")
 
 
+def all_n8n_workflows(base_url: str, api_key: str, name: str | None = None) -> list[dict]:
+    """Every page: the shared n8n may hold far more than one page of workflows."""
+    workflows: list[dict] = []
+    params: dict[str, object] = {"limit": 250}
+    if name:
+        params["name"] = name
+    while True:
+        response = requests.get(
+            f"{base_url}/api/v1/workflows",
+            params=params,
+            headers={"X-N8N-API-KEY": api_key},
+            timeout=30,
+        )
+        response.raise_for_status()
+        body = response.json()
+        workflows += body["data"]
+        if not body.get("nextCursor"):
+            return workflows
+        params["cursor"] = body["nextCursor"]
+
+
 def n8n_workflows(base_url: str, api_key: str, department_id: str) -> list[dict]:
-    response = requests.get(
-        f"{base_url}/api/v1/workflows",
-        headers={"X-N8N-API-KEY": api_key},
-        params={"limit": 250},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return [w for w in response.json()["data"] if w["name"].startswith(f"{department_id}:")]
+    # n8n's name filter is a substring match: keep only this department's prefix.
+    found = all_n8n_workflows(base_url, api_key, name=f"{department_id}:")
+    return [w for w in found if w["name"].startswith(f"{department_id}:")]
 
 
 def pidfile_exists(run_dir: Path, department_id: str) -> bool:
     return (run_dir / "agents" / f"{department_id}.pid").exists()
+
+
+def purge_n8n_workflows(base_url: str, api_key: str, prefix: str) -> int:
+    """Test departments' workflows outlive the session otherwise: n8n is shared."""
+    doomed = [
+        w for w in all_n8n_workflows(base_url, api_key, name=prefix) if w["name"].startswith(prefix)
+    ]
+    for workflow in doomed:
+        requests.delete(
+            f"{base_url}/api/v1/workflows/{workflow['id']}",
+            headers={"X-N8N-API-KEY": api_key},
+            timeout=30,
+        )
+    return len(doomed)
