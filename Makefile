@@ -33,6 +33,9 @@ migrate: env services
 
 up: env components migrate
 	@scripts/stack.sh start
+	@# Routes live in Caddy's memory and agents stop with `make down`: bring back
+	@# whatever ACTIVE departments lost (a no-op on a fresh start).
+	@.venv/bin/flask provisioning drift --repair --wait || echo "some repairs failed: see flask provisioning list"
 	@$(MAKE) --no-print-directory status
 
 demo: up

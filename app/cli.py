@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -202,15 +203,32 @@ def repair_command(department_id: str) -> None:
 
 
 @provisioning_cli.command("drift")
-def drift_command() -> None:
+@click.option("--repair", is_flag=True, help="Start a repair job for each drifted department.")
+@click.option("--wait", is_flag=True, help="With --repair: wait for the repairs to end.")
+def drift_command(repair: bool, wait: bool) -> None:
     """Check every ACTIVE or DEGRADED department once (what the beat task does)."""
     from app.domain.services.drift import detect_drift
 
-    findings = detect_drift(config.current())
+    findings = detect_drift(config.current(), repair=repair or None)
     for finding in findings:
-        repair = f" (repair job {finding.repair_job})" if finding.repair_job else ""
-        click.echo(f"{finding.department_id}: DEGRADED: {', '.join(finding.failing)}{repair}")
+        started = f" (repair job {finding.repair_job})" if finding.repair_job else ""
+        click.echo(f"{finding.department_id}: DEGRADED: {', '.join(finding.failing)}{started}")
     click.echo(f"{len(findings)} department(s) drifted")
+    jobs = [f.repair_job for f in findings if f.repair_job]
+    if wait and any(_wait_quietly(uuid.UUID(job)) != "completed" for job in jobs):
+        raise SystemExit(1)
+
+
+def _wait_quietly(job_id: uuid.UUID, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = queries.job_view(job_id, config.current())
+        if view is not None and view["completedAt"]:
+            click.echo(f"repair {job_id} of {view['departmentId']}: {view['status']}")
+            return str(view["status"])
+        time.sleep(0.5)
+    click.echo(f"repair {job_id}: still running after {timeout:g}s", err=True)
+    return "timeout"
 
 
 @provisioning_cli.command("sweep")

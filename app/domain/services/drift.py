@@ -36,7 +36,9 @@ def watched_departments() -> list[str]:
         )
 
 
-def detect_drift(settings: Settings) -> list[DriftFinding]:
+def detect_drift(settings: Settings, repair: bool | None = None) -> list[DriftFinding]:
+    """``repair`` overrides AUTO_REPAIR (the CLI's --repair, `make up` after a restart)."""
+    repair = settings.AUTO_REPAIR if repair is None else repair
     findings = []
     for department_id in watched_departments():
         result = department_health(department_id, settings)
@@ -45,15 +47,17 @@ def detect_drift(settings: Settings) -> list[DriftFinding]:
         failing = tuple(c["name"] for c in result["checks"] if not c["healthy"])
         if not _record(department_id, failing, result["checks"]):
             continue  # a job started meanwhile; its outcome decides the status
-        repair = None
-        if failing and settings.AUTO_REPAIR:
-            try:
-                repair = str(request_repair(department_id, list(failing), "drift-sweeper").job_id)
-            except Conflict:
-                repair = None
         if failing:
-            findings.append(DriftFinding(department_id, failing, repair))
+            job = _start_repair(department_id, failing) if repair else None
+            findings.append(DriftFinding(department_id, failing, job))
     return findings
+
+
+def _start_repair(department_id: str, failing: tuple[str, ...]) -> str | None:
+    try:
+        return str(request_repair(department_id, list(failing), "drift-sweeper").job_id)
+    except Conflict:
+        return None  # a job got there first; its outcome decides
 
 
 def _record(department_id: str, failing: tuple[str, ...], checks: list[dict]) -> bool:
