@@ -347,3 +347,25 @@ def test_auto_repair_brings_back_a_killed_agent_and_a_deactivated_workflow(
     assert all(
         w["active"] for w in probes.n8n_workflows(env["N8N_URL"], env["N8N_API_KEY"], department_id)
     )
+
+
+def test_drift_repair_flag_restores_what_a_restart_lost(
+    live_stack: Stack,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    app: Flask,
+) -> None:
+    """What `make up` runs after the stack was down: routes and agents come back."""
+    payload = _provisioned(client, admin_headers)
+    department_id = payload["departmentId"]
+    requests.delete(
+        f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}", timeout=5
+    ).raise_for_status()
+
+    result = app.test_cli_runner().invoke(args=["provisioning", "drift", "--repair", "--wait"])
+
+    assert result.exit_code == 0, result.output
+    assert f"{department_id}: DEGRADED: gateway_route" in result.output
+    assert client.get(f"/api/departments/{department_id}/health", headers=admin_headers).get_json()[
+        "healthy"
+    ]
