@@ -1,0 +1,168 @@
+"""Percentiles, machine facts and a memory sampler for process trees (from /proc)."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def machine_facts() -> dict[str, str]:
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kb = int(next(line for line in meminfo if line.startswith("MemTotal:")).split()[1])
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor() or "unknown",
+    )  # fmt: skip
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "memory": f"{total_kb / 1024**2:.1f} GiB",
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(root: int) -> list[int]:
+    children, found, todo = _children_map(), [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _rss_pss_kb(pid: int) -> tuple[int, int]:
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    values = {
+        line.split(":")[0]: int(line.split()[1]) for line in rollup[1:] if line.endswith("kB")
+    }
+    return values.get("Rss", 0), values.get("Pss", 0)
+
+
+def tree_memory_mb(root: int) -> tuple[float, float]:
+    """(RSS summed over the tree, PSS summed over the tree) in MiB; PSS shares pages fairly."""
+    totals = [_rss_pss_kb(pid) for pid in process_tree(root)]
+    return sum(r for r, _ in totals) / 1024, sum(p for _, p in totals) / 1024
+
+
+@dataclass
+class Peak:
+    rss_mb: float = 0.0
+    pss_mb: float = 0.0
+
+    def update(self, rss: float, pss: float) -> None:
+        self.rss_mb, self.pss_mb = max(self.rss_mb, rss), max(self.pss_mb, pss)
+
+
+@dataclass
+class MemorySampler:
+    """Samples named process trees every `interval` seconds; keeps peaks since `reset`."""
+
+    roots: dict[str, int]
+    count_connections: Callable[[], tuple[int, int]]  # (the bench stack's, the server's)
+    interval: float = 0.5
+    peaks: dict[str, Peak] = field(default_factory=dict)
+    min_available_mb: float = math.inf
+    peak_connections: tuple[int, int] = (0, 0)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> MemorySampler:
+        self.reset()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def reset(self) -> None:
+        self.peaks = {name: Peak() for name in self.roots}
+        self.min_available_mb = math.inf
+        self.peak_connections = (0, 0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        for name, root in self.roots.items():
+            self.peaks.setdefault(name, Peak()).update(*tree_memory_mb(root))
+        self.min_available_mb = min(self.min_available_mb, mem_available_mb())
+        ours, server = self.count_connections()
+        self.peak_connections = (
+            max(self.peak_connections[0], ours),
+            max(self.peak_connections[1], server),
+        )
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def agent_memory(prefix: str) -> tuple[int, float]:
+    """(processes, PSS MiB) of the department agents whose department id starts with prefix."""
+    from app.providers.container_local import MANAGED_BY, read_environ
+
+    pids = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _is_agent(read_environ(int(entry.name)), MANAGED_BY, prefix)
+    ]
+    return len(pids), sum(_rss_pss_kb(pid)[1] for pid in pids) / 1024
+
+
+def _is_agent(environ: dict[str, str], marker: str, prefix: str) -> bool:
+    return environ.get("AGENT_MANAGED_BY") == marker and environ.get(
+        "AGENT_DEPARTMENT_ID", ""
+    ).startswith(prefix)

@@ -1,0 +1,18 @@
+"""Celery app for the benchmark's worker: the real one, with provider calls timed.
+
+Started as ``celery -A benchmarks.worker worker``. Only the name the saga's
+forward steps and compensations look providers up by is rebound, in this
+process (and the pool children it forks); no core file changes.
+"""
+
+from __future__ import annotations
+
+from app import create_app
+from app.config import current
+from app.domain.services import compensation, execution
+from benchmarks.timing import CallSink, timed_lookup
+
+celery_app = create_app().extensions["celery"]
+_sink = CallSink(current().REDIS_URL)
+execution.provider = timed_lookup(execution.provider, _sink)  # type: ignore[assignment]
+compensation.provider = timed_lookup(compensation.provider, _sink)  # type: ignore[assignment]
