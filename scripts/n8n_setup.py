@@ -13,6 +13,7 @@ the key still works, otherwise replace our labelled keys with a new one.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import uuid
@@ -90,14 +91,22 @@ def owner_session(base_url: str, email: str, password: str) -> requests.Session:
     return session
 
 
-def replace_api_key(session: requests.Session, base_url: str) -> str:
-    """Delete our earlier keys (their raw values are unrecoverable) and create one."""
+def key_label(key_file: Path) -> str:
+    """One label per key file: several checkouts share one n8n, and replacing
+    one checkout's key must not revoke the key another checkout is using."""
+    digest = hashlib.sha256(str(key_file.resolve()).encode()).hexdigest()[:12]
+    return f"{KEY_LABEL}:{digest}"
+
+
+def replace_api_key(session: requests.Session, base_url: str, label: str) -> str:
+    """Delete this key file's earlier keys (their raw values are unrecoverable)
+    and create one."""
     listing = session.get(f"{base_url}/rest/api-keys", timeout=TIMEOUT)
     listing.raise_for_status()
     for old in listing.json()["data"]:
-        if old.get("label") == KEY_LABEL:
+        if old.get("label") in (label, KEY_LABEL):  # KEY_LABEL: keys made before labels
             session.delete(f"{base_url}/rest/api-keys/{old['id']}", timeout=TIMEOUT)
-    body = {"label": KEY_LABEL, "expiresAt": None, "scopes": KEY_SCOPES}
+    body = {"label": label, "expiresAt": None, "scopes": KEY_SCOPES}
     created = session.post(f"{base_url}/rest/api-keys", json=body, timeout=TIMEOUT)
     if created.status_code != 200:
         raise SetupError(f"creating API key failed ({created.status_code}: {created.text[:200]})")
@@ -128,7 +137,7 @@ def main() -> int:
             print(f"n8n: existing API key in {args.key_file} still works; kept")
             return 0
         session = owner_session(base_url, email, password)
-        write_secret(args.key_file, replace_api_key(session, base_url))
+        write_secret(args.key_file, replace_api_key(session, base_url, key_label(args.key_file)))
     except (SetupError, requests.RequestException) as exc:
         print(f"n8n setup: {exc}", file=sys.stderr)
         return 1

@@ -70,7 +70,9 @@ def ensure_n8n(port: int = 5678) -> N8nInstance:
     Uses the default RUN_DIR so the instance is the same one developers and the
     lead use, and leaves it running afterwards.
     """
-    env = {**os.environ, "N8N_PORT": str(port)}
+    # The shared checkout-wide run dir, whatever the session exported: one key
+    # per checkout, shared with `make up`, instead of one per test session.
+    env = {**os.environ, "N8N_PORT": str(port), "RUN_DIR": str(PROJECT_ROOT / ".run")}
     result = subprocess.run(
         [str(N8N_SCRIPT), "install", "start", "setup"],
         env=env,
@@ -81,8 +83,5 @@ def ensure_n8n(port: int = 5678) -> N8nInstance:
     )
     if result.returncode != 0:
         raise RuntimeError(f"n8n.sh failed:\n{result.stdout}\n{result.stderr[-4000:]}")
-    run_dir = Path(os.environ.get("RUN_DIR", ".run"))
-    if not run_dir.is_absolute():
-        run_dir = PROJECT_ROOT / run_dir
-    api_key = (run_dir / "n8n-api-key").read_text().strip()
+    api_key = (PROJECT_ROOT / ".run" / "n8n-api-key").read_text().strip()
     return N8nInstance(base_url=f"http://127.0.0.1:{port}", api_key=api_key)
