@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.domain import dispatch, lifecycle
+from app.domain import dispatch, lifecycle, saga
 from app.domain.services.jobs import journal
 from app.domain.services.provisioning import (
     Conflict,
@@ -78,41 +78,44 @@ def request_update(
         ]
         if not changed:
             return None
-        _require_changeable(session, department)
         steps = lifecycle.steps_for_update(changed)
-        job = new_job(session, department, "update", new_config, actor, steps)
+        job = _new_changing_job(session, department, "update", new_config, steps, actor)
         job.previous_config = dict(department.config)
-        journal(
-            session,
-            job,
-            "INFO",
-            f"update of {', '.join(changed)} requested by {actor or 'unknown'}",
-        )
+        journal(session, job, "INFO", f"update of {', '.join(changed)} requested by {actor}")
         submission = Submission(job.id, department_id, True, job.state)
-    dispatch_safely(
-        lambda: dispatch.current().forward(submission.job_id, 1, [s.name for s in steps])
-    )
+    _dispatch(submission, steps)
     return submission
 
 
 def request_repair(department_id: str, failing_checks: list[str], actor: str | None) -> Submission:
     """Re-runs only the steps whose resources the failing checks found missing."""
-    steps = lifecycle.steps_for_repair(failing_checks)
     with db.transaction() as session:
         department = _locked_department(session, department_id)
-        _require_changeable(session, department)
-        job = new_job(session, department, "repair", dict(department.config), actor, steps)
+        steps = lifecycle.steps_for_repair(failing_checks)
+        job = _new_changing_job(session, department, "repair", department.config, steps, actor)
         journal(
-            session,
-            job,
-            "WARNING",
-            f"repair of {', '.join(failing_checks)} requested by {actor or 'unknown'}",
+            session, job, "WARNING", f"repair of {', '.join(failing_checks)} requested by {actor}"
         )
         submission = Submission(job.id, department_id, True, job.state)
-    dispatch_safely(
-        lambda: dispatch.current().forward(submission.job_id, 1, [s.name for s in steps])
-    )
+    _dispatch(submission, steps)
     return submission
+
+
+def _new_changing_job(
+    session: Session,
+    department: Department,
+    kind: str,
+    config: dict[str, Any],
+    steps: tuple[saga.SagaStep, ...],
+    actor: str | None,
+) -> ProvisioningJob:
+    _require_changeable(session, department)
+    return new_job(session, department, kind, dict(config), actor, steps)
+
+
+def _dispatch(submission: Submission, steps: tuple[saga.SagaStep, ...]) -> None:
+    names = [s.name for s in steps]
+    dispatch_safely(lambda: dispatch.current().forward(submission.job_id, 1, names))
 
 
 def failing_checks(department_id: str, settings: Settings) -> list[str]:
