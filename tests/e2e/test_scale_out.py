@@ -20,12 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+import requests
 from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import Stack, department_payload
 from tests.e2e.conftest import leftovers, submit, wait_for_job
+from tests.e2e.test_flower import FLOWER, flower  # noqa: F401 - the Flower fixture
 from tests.support import stack
 
 BURST = 12
@@ -120,6 +123,14 @@ def deprovision_all(
             wait_for_job(str(response.get_json()["provisioningId"]), timeout=120)
 
 
+def flower_worker_names() -> set[str]:
+    """The workers Flower shows (its API asks them over the broker)."""
+    response = requests.get(f"{FLOWER}/api/workers", params={"refresh": "true"}, timeout=30)
+    response.raise_for_status()
+    return {name.split("@")[0] for name in response.json()}
+
+
+@pytest.mark.usefixtures("flower")
 def test_a_burst_spreads_over_two_workers_and_no_step_runs_twice(
     live_stack: Stack,
     app: Flask,
@@ -136,8 +147,10 @@ def test_a_burst_spreads_over_two_workers_and_no_step_runs_twice(
                 jobs = list(pool.map(lambda p: submit(client, admin_headers, p), payloads))
             views = [wait_for_job(job, timeout=240) for job in jobs]
             time.sleep(2)  # the last task-succeeded events are on their way
+            shown_by_flower = flower_worker_names()
 
         assert [v["status"] for v in views] == ["completed"] * BURST, [v["error"] for v in views]
+        assert {live_stack.worker.name, SECOND_WORKER} <= shown_by_flower, shown_by_flower
         for view in views:
             assert {s["name"]: s["attempts"] for s in view["steps"]} == {
                 s["name"]: 1 for s in view["steps"]
