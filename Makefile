@@ -62,10 +62,13 @@ down:
 test: venv services
 	@command -v caddy >/dev/null || { apt-get update -qq && apt-get install -y -qq caddy >/dev/null; }
 	@scripts/n8n.sh install
+	.venv/bin/ruff check .
+	.venv/bin/mypy
 	.venv/bin/pytest -q
 
 lint: venv
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 
 # Benchmarks on a stack of their own (po_bench databases, Redis db 15, ports 24xxx);
 # results are appended to benchmarks/RESULTS.md. SCALE: growth target (departments);

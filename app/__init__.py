@@ -91,7 +91,7 @@ def _init_extensions(app: Flask, settings: config.Settings) -> None:
     init_oauth(app)
     for name in ("oauth", "api-docs", "static"):
         if name in app.blueprints:
-            limiter.exempt(app.blueprints[name])
+            limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]
     init_metrics(app)
     init_live_stream(app)
     init_dashboard(app)

@@ -49,7 +49,7 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
-    class FlaskTask(Task):  # type: ignore[misc]
+    class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():
                 return self.run(*args, **kwargs)

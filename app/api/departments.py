@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app import config
@@ -18,6 +18,7 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
+from app.api.errors import fail
 from app.api.provisioning import status_url
 from app.api.provisioning_schemas import DepartmentConfigSchema
 from app.domain.services import health, lifecycle, provisioning, queries
@@ -147,15 +148,15 @@ class DepartmentResource(MethodView):
         protection = changes.pop("deletionProtection", None)
         current = queries.department_config(department_id)
         if current is None:
-            abort(404, message=f"department {department_id} not found")
+            fail(404, message=f"department {department_id} not found")
         merged = {**current, **changes}
         errors = DepartmentConfigSchema().validate(merged)
         if errors:
-            abort(422, message="invalid configuration", errors={"json": errors})
+            fail(422, message="invalid configuration", errors={"json": errors})
         try:
             submission = lifecycle.request_update(department_id, merged, protection, actor())
         except (provisioning.Conflict, provisioning.NotFound) as exc:
-            abort(409 if isinstance(exc, provisioning.Conflict) else 404, message=str(exc))
+            fail(409 if isinstance(exc, provisioning.Conflict) else 404, message=str(exc))
         if submission is None:
             return jsonify(queries.department_view(department_id))
         return _accepted(submission, "Update started")
@@ -173,12 +174,12 @@ class DepartmentRepair(MethodView):
         try:
             failing = lifecycle.failing_checks(department_id, config.current())
             if not failing:
-                abort(409, message=f"department {department_id} is healthy; nothing to repair")
+                fail(409, message=f"department {department_id} is healthy; nothing to repair")
             submission = lifecycle.request_repair(department_id, failing, actor())
         except provisioning.NotFound as exc:
-            abort(404, message=str(exc))
+            fail(404, message=str(exc))
         except provisioning.Conflict as exc:
-            abort(409, message=str(exc))
+            fail(409, message=str(exc))
         return _accepted(submission, f"Repairing: {', '.join(failing)}")
 
 
@@ -192,7 +193,7 @@ class DepartmentHistory(MethodView):
         ensure_department_access(department_id)
         versions = queries.config_history(department_id)
         if versions is None:
-            abort(404, message=f"department {department_id} not found")
+            fail(404, message=f"department {department_id} not found")
         return {"departmentId": department_id, "versions": versions}
 
 
@@ -218,5 +219,5 @@ class DepartmentHealth(MethodView):
         ensure_department_access(department_id)
         result = health.department_health(department_id, config.current())
         if result is None:
-            abort(404, message=f"department {department_id} not found")
+            fail(404, message=f"department {department_id} not found")
         return result

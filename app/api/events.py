@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app import config
@@ -21,6 +21,7 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
+from app.api.errors import fail
 from app.api.limits import limiter
 from app.domain.services import live, queries
 from app.observability import sse
@@ -81,7 +82,7 @@ def _ticket_grant(raw: str, job_id: uuid.UUID) -> Grant:
     try:
         ticket = stream_tickets.verify(raw, str(job_id))
     except stream_tickets.InvalidTicket as exc:
-        abort(401, message=str(exc))
+        fail(401, message=str(exc))
     scope = ticket.department_id if ticket.role != "admin" else None
     return Grant(role=ticket.role, department_id=scope)
 
@@ -90,14 +91,14 @@ def _resume_point(args: dict[str, Any]) -> str:
     """EventSource re-sends Last-Event-ID itself; a fresh one (new ticket) uses the query."""
     header = request.headers.get("Last-Event-ID", "").strip()
     if header and not STREAM_ID.match(header):
-        abort(400, message="Last-Event-ID is not an event id of this stream")
+        fail(400, message="Last-Event-ID is not an event id of this stream")
     return header or args.get("lastEventId") or "0"
 
 
 def _job_for(grant: Grant, job_id: uuid.UUID) -> live.JobBrief:
     brief = live.job_brief(job_id)
     if brief is None:
-        abort(404, message=f"provisioning job {job_id} not found")
+        fail(404, message=f"provisioning job {job_id} not found")
     if grant.department_id is not None and grant.department_id != brief.department_id:
         raise Forbidden("this token is scoped to another department")
     return brief
@@ -105,9 +106,7 @@ def _job_for(grant: Grant, job_id: uuid.UUID) -> live.JobBrief:
 
 def _event_stream(job_id: uuid.UUID, after: str) -> Response:
     if not sse.slots.try_acquire():
-        abort(
-            503, message="too many live streams open; retry shortly", headers={"Retry-After": "5"}
-        )
+        fail(503, message="too many live streams open; retry shortly", headers={"Retry-After": "5"})
     response = Response(
         sse.follow(str(job_id), after, lambda: live.job_brief(job_id)),
         mimetype="text/event-stream",
@@ -155,7 +154,7 @@ class JobEventsTicket(MethodView):
         """
         brief = live.job_brief(provisioning_id)
         if brief is None:
-            abort(404, message=f"provisioning job {provisioning_id} not found")
+            fail(404, message=f"provisioning job {provisioning_id} not found")
         ensure_department_access(brief.department_id)
         ticket, expires_at = stream_tickets.issue(
             str(provisioning_id), brief.department_id, current_claims()
@@ -180,7 +179,7 @@ class LatestJob(MethodView):
         job_id = queries.latest_job_id(department_id)
         brief = live.job_brief(job_id) if job_id else None
         if brief is None:
-            abort(404, message=f"no job for department {department_id}")
+            fail(404, message=f"no job for department {department_id}")
         return {
             "departmentId": department_id,
             "provisioningId": brief.job_id,

@@ -8,11 +8,12 @@ from typing import Any
 from flask import jsonify, request
 from flask.views import MethodView
 from flask_limiter.util import get_remote_address
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
 
 from app import config
 from app.api.audit import audit_endpoints
 from app.api.auth import actor, admin_required, ensure_department_access, reader_required
+from app.api.errors import fail
 from app.api.limits import limiter
 from app.api.provisioning_schemas import (
     CancelAcceptedSchema,
@@ -91,17 +92,17 @@ class ProvisionDepartment(MethodView):
             )
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            abort(422, message=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+            fail(422, message=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
         try:
             replay = provisioning.replay_for(key, payload) if key else None
         except provisioning.IdempotencyMismatch as exc:
-            abort(422, message=str(exc))
+            fail(422, message=str(exc))
         if replay is not None:
             return replay.response, replay.status_code, replay.headers
         try:
             submission = provisioning.submit_provisioning(payload, actor())
         except provisioning.Conflict as exc:
-            abort(409, message=str(exc))
+            fail(409, message=str(exc))
         body = ProvisionAcceptedSchema().dump(accepted_body(submission))
         headers = {"Location": body["statusUrl"]}
         if key:
@@ -118,7 +119,7 @@ class ProvisionStatus(MethodView):
         """A job's state, per-component progress, error and log"""
         view = queries.job_view(provisioning_id, config.current())
         if view is None:
-            abort(404, message=f"provisioning job {provisioning_id} not found")
+            fail(404, message=f"provisioning job {provisioning_id} not found")
         ensure_department_access(view["departmentId"])
         return view
 
@@ -135,9 +136,9 @@ class CancelJob(MethodView):
         try:
             submission = lifecycle.request_cancel(provisioning_id, actor())
         except provisioning.NotFound as exc:
-            abort(404, message=str(exc))
+            fail(404, message=str(exc))
         except provisioning.Conflict as exc:
-            abort(409, message=str(exc))
+            fail(409, message=str(exc))
         body = {
             "provisioningId": submission.job_id,
             "departmentId": submission.department_id,
@@ -172,11 +173,11 @@ class Deprovision(MethodView):
                 department_id, actor(), confirm or body_confirm
             )
         except provisioning.ConfirmationRequired as exc:
-            abort(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})
+            fail(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})
         except provisioning.NotFound as exc:
-            abort(404, message=str(exc))
+            fail(404, message=str(exc))
         except provisioning.Conflict as exc:
-            abort(409, message=str(exc))
+            fail(409, message=str(exc))
         view = queries.job_view(submission.job_id, config.current()) or {}
         progress = {k: v for k, v in view.get("progress", {}).items() if k != "percentage"}
         body = {

@@ -203,7 +203,7 @@ def purge_expired_tokens(older_than: datetime) -> int:
     """Deletes token rows that expired before ``older_than``; for a periodic task."""
     with db.transaction() as session:
         result = session.execute(delete(OAuthToken).where(OAuthToken.expires_at < older_than))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)
 
 
 class DepartmentTokenGenerator(JWTBearerTokenGenerator):

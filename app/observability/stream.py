@@ -16,7 +16,7 @@ import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 from flask import Flask
@@ -105,7 +105,7 @@ def end_payload(job_id: str, department_id: str, state: str) -> dict[str, Any]:
 def _marks() -> dict[int, tuple[JobEvent, str]]:
     if not hasattr(_closing, "marks"):
         _closing.marks = {}
-    return _closing.marks  # type: ignore[no-any-return]
+    return _closing.marks
 
 
 def _take_mark(job_event: JobEvent) -> str | None:
@@ -134,7 +134,7 @@ def _mark_job_ends(session: Session) -> None:
 
 def read(job_id: str, after: str, block_ms: int | None) -> list[StreamEntry]:
     """Entries after ``after`` ("0" for all); waits up to ``block_ms`` for the first."""
-    answer = client().xread({stream_key(job_id): after}, count=200, block=block_ms)
+    answer = cast(list[Any], client().xread({stream_key(job_id): after}, count=200, block=block_ms))
     return [_entry(entry_id, fields) for _key, batch in answer or [] for entry_id, fields in batch]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -43,11 +43,12 @@ class FaultInjector:
 
     def take(self, department_id: str, operation: str) -> dict[str, Any] | None:
         """The armed fault for this operation, if it still has shots left."""
-        raw = self._redis.hget(KEY_PREFIX + department_id, operation)
+        raw = cast(str | None, self._redis.hget(KEY_PREFIX + department_id, operation))
         if raw is None:
             return None
         spec: dict[str, Any] = json.loads(raw)
-        fired = self._redis.hincrby(KEY_PREFIX + department_id + ":fired", operation, 1)
+        key = KEY_PREFIX + department_id + ":fired"
+        fired = cast(int, self._redis.hincrby(key, operation, 1))
         times = spec.get("times")
         return spec if times is None or fired <= int(times) else None
 

@@ -130,10 +130,12 @@ def run_compensation(
             ):
                 # An update is undone by converging back to the previous
                 # configuration; anything else by removing what was made.
-                outputs = component.create(context) if restore else component.delete(context)
+                restored = component.create(context) if restore else None
+                if not restore:
+                    component.delete(context)
         except Exception as exc:
             return _after_error(job_id, step_name, exc, settings)
-        return _record_success(job_id, step_name, outputs if restore else None)
+        return _record_success(job_id, step_name, restored)
 
 
 def _start(
