@@ -58,46 +58,65 @@ def _openapi_settings() -> dict[str, Any]:
 
 
 def _init_extensions(app: Flask, settings: config.Settings) -> None:
-    from flask_smorest import Api
-
-    from app.api import audit as audit_api
-    from app.api import departments, events, metrics, provisioning
-    from app.api import webhooks as webhooks_api
-    from app.api.auth import init_auth
-    from app.api.converters import init_converters
-    from app.api.limits import init_limits, limiter
-    from app.api.security_headers import init_security_headers
+    """Order matters: request ids and auth wrap everything registered after them,
+    and subscribers must be in place before Celery can run a task."""
     from app.celery_app import celery_init_app
     from app.cli import register_cli
-    from app.dashboard import init_dashboard
-    from app.oauth import init_oauth
+
+    _init_http(app, settings)
+    _register_api(app)
+    _init_pages(app)
+    _init_event_subscribers(app)
+    celery_init_app(app, settings)
+    _init_webhooks()
+    register_cli(app)
+
+
+def _init_http(app: Flask, settings: config.Settings) -> None:
+    from app.api.auth import init_auth
+    from app.api.limits import init_limits
+    from app.api.security_headers import init_security_headers
     from app.observability.logs import init_request_ids
-    from app.observability.metrics import init_metrics
-    from app.observability.stream import init_live_stream
 
     init_request_ids(app)
     init_auth(app, settings.JWT_SECRET)
     init_security_headers(app, settings)
     init_limits(app, settings)
+    _answer_405_with_allow(app)
+
+
+def _register_api(app: Flask) -> None:
+    """The JSON API, documented in /openapi.json."""
+    from flask_smorest import Api
+
+    from app.api import audit, departments, events, metrics, provisioning, webhooks
+    from app.api.converters import init_converters
+
     api = Api(app)
     init_converters(app, api)
-    _answer_405_with_allow(app)
-    api.register_blueprint(provisioning.blp)
-    api.register_blueprint(departments.blp)
-    api.register_blueprint(audit_api.blp)
-    api.register_blueprint(webhooks_api.blp)
-    api.register_blueprint(metrics.blp)
-    api.register_blueprint(events.blp)
+    for module in (provisioning, departments, events, audit, webhooks, metrics):
+        api.register_blueprint(module.blp)
+
+
+def _init_pages(app: Flask) -> None:
+    """OAuth endpoints, the dashboard and the docs: outside the API's rate limits."""
+    from app.api.limits import limiter
+    from app.dashboard import init_dashboard
+    from app.oauth import init_oauth
+
     init_oauth(app)
+    init_dashboard(app)
     for name in ("oauth", "api-docs", "static"):
         if name in app.blueprints:
             limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]
+
+
+def _init_event_subscribers(app: Flask) -> None:
+    from app.observability.metrics import init_metrics
+    from app.observability.stream import init_live_stream
+
     init_metrics(app)
     init_live_stream(app)
-    init_dashboard(app)
-    celery_init_app(app, settings)
-    _init_webhooks()
-    register_cli(app)
 
 
 def _init_webhooks() -> None:
