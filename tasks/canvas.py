@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from celery import chain
+from amqp.exceptions import ChannelError
+from celery import chain, current_app
 
 from tasks.rollback import finish, rollback
 from tasks.steps import COMPENSATION_TASKS, STEP_TASKS
@@ -27,3 +28,14 @@ class CeleryDispatcher:
     def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
         signatures = [COMPENSATION_TASKS[name].si(str(job_id), generation) for name in steps]
         chain(*signatures, finish.si(str(job_id), generation)).apply_async()
+
+    def backlog(self) -> int:
+        app = current_app._get_current_object()
+        with app.connection_for_read() as connection:
+            try:
+                declared = connection.default_channel.queue_declare(
+                    queue=app.conf.task_default_queue, passive=True
+                )
+            except ChannelError:
+                return 0  # Redis drops an empty list: no queue is an empty queue
+            return int(declared.message_count)

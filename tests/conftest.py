@@ -139,6 +139,11 @@ class Stack:
         self.worker = stack.celery_worker(self.env, self.log_dir, f"worker-b{self.generation}")
         self.worker.start()
 
+    def restart_beat(self) -> None:
+        self.beat.stop()
+        self.beat = stack.celery_beat(self.env, self.log_dir)
+        self.beat.start()
+
     def stop(self) -> None:
         for service in (self.beat, self.worker, self.api):
             service.stop()

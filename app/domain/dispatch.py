@@ -18,6 +18,10 @@ class Dispatcher(Protocol):
 
     def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None: ...
 
+    def backlog(self) -> int:
+        """Task messages waiting in the broker for a free worker."""
+        ...
+
 
 _current: Dispatcher | None = None
 

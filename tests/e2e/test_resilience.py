@@ -118,3 +118,32 @@ def test_worker_killed_mid_step_is_resumed_by_the_sweeper_without_duplicates(
         f"{department_id}:{w}" for w in payload["workflows"]
     )
     assert probes.oauth_client_active(TEST_DB, department_id)
+
+
+def test_the_sweeper_leaves_queued_jobs_alone_and_resends_lost_ones(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    """A quiet PENDING job with messages waiting is queued, not lost: re-sending it
+    would push it to the back of the queue. Once the broker holds nothing, it is lost."""
+    import time
+    import uuid
+
+    import redis
+
+    from app.domain.services.sweeper import sweep
+
+    live_stack.beat.stop()
+    live_stack.worker.stop()
+    try:
+        job = submit(client, admin_headers, department_payload())
+        time.sleep(float(live_stack.env["STALL_TIMEOUT"]) + 1)
+
+        assert uuid.UUID(job) not in {a.job_id for a in sweep(config.current())}
+
+        redis.Redis.from_url(live_stack.env["REDIS_URL"]).delete("celery")  # the message is lost
+        resumed = [a for a in sweep(config.current()) if a.job_id == uuid.UUID(job)]
+        assert [(a.action, a.generation) for a in resumed] == [("resume", 2)]
+    finally:
+        live_stack.restart_worker()
+        live_stack.restart_beat()
+    assert wait_for_job(job)["status"] == "completed"

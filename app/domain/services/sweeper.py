@@ -31,6 +31,9 @@ from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow
 from app.providers.registry import provider
 
+BUSY_STEP_STATUSES = (StepStatus.IN_PROGRESS, StepStatus.COMPENSATING)
+QUEUED_BACKSTOP_FACTOR = 10
+
 
 @dataclass(frozen=True)
 class SweepAction:
@@ -57,9 +60,11 @@ def stalled_job_ids(settings: Settings) -> list[uuid.UUID]:
 
 def sweep(settings: Settings) -> list[SweepAction]:
     actions = []
-    for job_id in stalled_job_ids(settings):
+    candidates = stalled_job_ids(settings)
+    backlog = _backlog() if candidates else 0
+    for job_id in candidates:
         with guards.job_lock(job_id) as locked:
-            action = _decide(job_id, settings) if locked else None
+            action = _decide(job_id, settings, backlog) if locked else None
         # Sent only after the lock is released: the worker must be able to take it.
         if action is not None:
             _send(action)
@@ -68,12 +73,33 @@ def sweep(settings: Settings) -> list[SweepAction]:
     return actions
 
 
-def _decide(job_id: uuid.UUID, settings: Settings) -> SweepAction | None:
+def _backlog() -> int:
+    try:
+        return dispatch.current().backlog()
+    except Exception:
+        return 0  # cannot tell: judge by the database alone
+
+
+def _probably_queued(job: ProvisioningJob, backlog: int, settings: Settings) -> bool:
+    """Between steps, with messages waiting for a free worker, a quiet job is most
+    likely queued, not lost: re-sending it would only push it to the back of the
+    queue. A step left running with no lock held is a dead worker whatever the
+    queue holds, and the deadline and a long backstop still apply."""
+    if backlog == 0 or any(s.status in BUSY_STEP_STATUSES for s in job.steps):
+        return False
+    backstop = utcnow() - timedelta(seconds=QUEUED_BACKSTOP_FACTOR * settings.STALL_TIMEOUT)
+    past_deadline = job.deadline_at is not None and utcnow() >= job.deadline_at
+    return job.last_activity_at >= backstop and not past_deadline
+
+
+def _decide(job_id: uuid.UUID, settings: Settings, backlog: int = 0) -> SweepAction | None:
     resume_from = _first_step_to_run(job_id, settings)
     with db.transaction() as session:
         job = lock_job(session, job_id)
         cutoff = utcnow() - timedelta(seconds=settings.STALL_TIMEOUT)
         if job is None or job.state in TERMINAL_STATES or job.last_activity_at >= cutoff:
+            return None
+        if _probably_queued(job, backlog, settings):
             return None
         job.generation += 1
         job.resume_count += 1
