@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from psycopg2 import sql
 
 from app import config
-from tests.conftest import TEST_DB, Stack, department_payload
+from tests.conftest import TENANT_URL, TEST_DB, Stack, department_payload
 from tests.e2e.conftest import submit, wait_for_job
 from tests.support import tenant_db
 from tests.support.tenant_db import gained, role_snapshot
@@ -196,3 +196,43 @@ def test_tenant_code_never_runs_with_the_orchestrators_rights(
     origins = {origin.split()[0] for origin, _, _ in fired}
     assert {"tenant_settings", "to_jsonb(text)"} <= origins, fired
     assert {(session, current) for _, session, current in fired} == {(role, role)}, fired
+
+
+def test_a_tenant_role_connects_only_to_its_own_tenants_database(
+    live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    from app.providers.database_lockdown import ensure
+
+    payload = department_payload()
+    view = wait_for_job(submit(client, admin_headers, payload))
+    assert view["status"] == "completed", view
+    department_id = str(payload["departmentId"])
+    password = tenant_db.department_password(department_id, live_stack.env["SECRETS_KEY"])
+    # A tenants database created later by the stack's own path (another
+    # checkout, or TENANT_DATABASE_URL moved) is closed from its birth.
+    later = f"{TEST_DB}_later_tenants"
+    ensure(TENANT_URL.rsplit("/", 1)[0] + f"/{later}")
+    refused = {}
+    try:
+        for dbname in ("postgres", "template1", "n8n", TEST_DB, later):
+            with pytest.raises(psycopg2.OperationalError) as denied:
+                tenant_db.connect_as_tenant(department_id, password, dbname).close()
+            refused[dbname] = str(denied.value)
+    finally:
+        _drop_database(later)
+    assert all("permission denied for database" in why for why in refused.values()), refused
+    conn = tenant_db.connect_as_tenant(department_id, password, TENANTS_DB)
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_user")
+        assert cur.fetchone() == (tenant_db.names(department_id)[0],)
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("CREATE TEMP TABLE scratch (x int)")
+    conn.close()
+
+
+def _drop_database(name: str) -> None:
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    conn.close()
