@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -19,7 +18,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         # Development only (config.validate refuses this elsewhere): tokens last
         # until restart. `make env` writes a persistent one to .env.
         logging.getLogger("provisioning").warning("JWT_SECRET unset: using a random one")
-        settings = replace(settings, JWT_SECRET=secrets.token_urlsafe(48))
+        settings = settings.model_copy(update={"JWT_SECRET": secrets.token_urlsafe(48)})
     config.install(settings)
     from app.observability.logs import configure_logging
 
