@@ -1,3 +1,3 @@
-from app import create_app
+from app import create_app_or_exit
 
-celery_app = create_app().extensions["celery"]
+celery_app = create_app_or_exit().extensions["celery"]

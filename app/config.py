@@ -172,12 +172,15 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     return settings
 
 
-def _valid_fernet_key(key: str) -> bool:
+def _valid_fernet_keys(setting: str) -> bool:
+    """One Fernet key, or several separated by commas (newest first)."""
+    keys = [part.strip() for part in setting.split(",") if part.strip()]
     try:
-        Fernet(key.encode())
+        for key in keys:
+            Fernet(key.encode())
     except (ValueError, TypeError):
         return False
-    return True
+    return bool(keys)
 
 
 def _railway_complete(settings: Settings) -> bool:
@@ -206,8 +209,9 @@ RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
         f"JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters",
     ),
     (
-        lambda s: _valid_fernet_key(s.SECRETS_KEY),
-        "SECRETS_KEY must be a Fernet key (`make env` writes one to .env)",
+        lambda s: _valid_fernet_keys(s.SECRETS_KEY),
+        "SECRETS_KEY must be a Fernet key, or several separated by commas, newest first "
+        "(`make env` writes one to .env)",
     ),
     (
         lambda s: not (s.is_production and s.FAULT_INJECTION_ENABLED),
