@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sys
-from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -20,7 +18,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         # Development only (config.validate refuses this elsewhere): tokens last
         # until restart. `make env` writes a persistent one to .env.
         logging.getLogger("provisioning").warning("JWT_SECRET unset: using a random one")
-        settings = replace(settings, JWT_SECRET=secrets.token_urlsafe(48))
+        settings = settings.model_copy(update={"JWT_SECRET": secrets.token_urlsafe(48)})
     config.install(settings)
     from app.observability.logs import configure_logging
 
@@ -35,16 +33,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _init_extensions(app, settings)
     _check_secrets_key(app, settings)
     return app
-
-
-def create_app_or_exit() -> Flask:
-    """For the process entry points: a configuration error is one line on
-    stderr and exit status 4, which gunicorn treats as "stop", not "respawn"."""
-    try:
-        return create_app()
-    except config.ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(4) from None
 
 
 def _check_secrets_key(app: Flask, settings: config.Settings) -> None:
@@ -117,6 +105,7 @@ def _init_extensions(app: Flask, settings: config.Settings) -> None:
 def _init_http(app: Flask, settings: config.Settings) -> None:
     from app.api.auth import init_auth
     from app.api.limits import init_limits
+    from app.api.problems import init_problems
     from app.api.security_headers import init_security_headers
     from app.observability.logs import init_request_ids
 
@@ -124,17 +113,16 @@ def _init_http(app: Flask, settings: config.Settings) -> None:
     init_auth(app, settings.JWT_SECRET)
     init_security_headers(app, settings)
     init_limits(app, settings)
-    _answer_405_with_allow(app)
+    init_problems(app)
 
 
 def _register_api(app: Flask) -> None:
     """The JSON API, documented in /openapi.json."""
-    from flask_smorest import Api
-
     from app.api import audit, departments, events, metrics, provisioning, webhooks
     from app.api.converters import init_converters
+    from app.api.problems import ProblemApi
 
-    api = Api(app)
+    api = ProblemApi(app)
     init_converters(app, api)
     for module in (provisioning, departments, events, audit, webhooks, metrics):
         api.register_blueprint(module.blp)
@@ -166,17 +154,3 @@ def _init_webhooks() -> None:
     from app.domain.services import webhooks
 
     webhooks.install()
-
-
-def _answer_405_with_allow(app: Flask) -> None:
-    """flask-smorest's JSON error body drops the Allow header RFC 9110 requires."""
-    from flask import jsonify
-    from werkzeug.exceptions import MethodNotAllowed
-
-    def method_not_allowed(exc: MethodNotAllowed) -> Any:
-        response = jsonify(code=405, status="Method Not Allowed", message=exc.description)
-        response.status_code = 405
-        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods or []))
-        return response
-
-    app.register_error_handler(MethodNotAllowed, method_not_allowed)

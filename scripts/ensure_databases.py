@@ -8,7 +8,7 @@ import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-from app.config import load_settings
+from app.config import load_settings, reported_at_start
 
 
 def ensure(url_text: str) -> None:
@@ -30,6 +30,7 @@ def ensure(url_text: str) -> None:
 
 
 if __name__ == "__main__":
-    settings = load_settings()
+    with reported_at_start():
+        settings = load_settings()
     ensure(settings.DATABASE_URL)
     ensure(settings.tenant_database_url)

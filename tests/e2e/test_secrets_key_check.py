@@ -68,7 +68,7 @@ def test_api_and_worker_refuse_to_start_in_production_with_a_wrong_key(
         for service in (api.start(), worker.start()):
             assert service.process is not None
             assert service.process.wait(timeout=60) != 0, service.tail()
-            assert f"configuration error: {PHRASE}" in service.tail(), service.tail()
+            assert f"Configuration error: {PHRASE}" in service.tail(), service.tail()
     finally:
         api.stop()
         worker.stop()

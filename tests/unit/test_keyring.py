@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from app.config import _valid_fernet_keys
+from app.config_rules import _valid_fernet_keys
 from app.domain.services.secrets_keys import KeyCheck
 from app.persistence.secrets import Keyring, parse_keys
 
