@@ -8,7 +8,7 @@ import sys
 
 from sqlalchemy.engine import make_url
 
-from app.config import load_settings
+from app.config import load_settings, reported_at_start
 from app.providers.database_lockdown import (
     STACK_DATABASES,
     ensure,
@@ -18,7 +18,8 @@ from app.providers.database_lockdown import (
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    settings = load_settings()
+    with reported_at_start():
+        settings = load_settings()
     ensure(settings.DATABASE_URL)
     ensure(settings.tenant_database_url)
     state, tenants = make_url(settings.DATABASE_URL), make_url(settings.tenant_database_url)
