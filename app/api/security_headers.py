@@ -37,7 +37,7 @@ def _common_headers(response: Response) -> None:
     headers.setdefault("Referrer-Policy", "no-referrer")
     is_html = response.mimetype == "text/html"
     headers.setdefault("Content-Security-Policy", HTML_CSP if is_html else JSON_CSP)
-    if response.mimetype == "application/json":
+    if response.is_json:  # application/json and application/problem+json
         # Job status and department data must not linger in shared or browser caches.
         headers["Cache-Control"] = "no-store"
         headers.setdefault("Pragma", "no-cache")

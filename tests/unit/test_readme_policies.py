@@ -14,8 +14,9 @@ PLANS = {
     JobKind.DEPROVISION: "every resource step, last first",
 }
 HEADER = (
-    "| kind | runs | each step | deadline | starts in | step done / failed | a failed step | rollback "
-    "| config version | sweeper resumes at | department: running / done / failed / left behind |"
+    "| kind | runs | each step | deadline | starts in | step done / failed | a failed step "
+    "| rollback | config version | sweeper resumes at "
+    "| department: running / done / failed / left behind |"
 )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.config import current as current_settings
 from app.domain import dispatch, plans, saga
-from app.domain.kinds import POLICIES, JobKind, policy_of
+from app.domain.kinds import POLICIES, JobKind, StepAction, policy_of
 from app.domain.services.jobs import journal, transition
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
@@ -43,6 +43,11 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     pass
+
+
+class SecretsUnreadable(Conflict):
+    """The department's stored secrets do not decrypt with SECRETS_KEY: any job
+    that needs them would fail, so none is started (HTTP 409, with the reason)."""
 
 
 class IdempotencyMismatch(Exception):
@@ -173,6 +178,8 @@ def new_job(
     """The job and one record per planned step, in the state its policy starts in."""
     policy = POLICIES[kind]
     settings = current_settings()
+    if policy.action is StepAction.CREATE:  # removing needs no secret; building does
+        _require_readable_secrets(session, department, settings.SECRETS_KEY)
     deadline = utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME)
     job = ProvisioningJob(
         department=department,
@@ -206,6 +213,16 @@ def send(kind: JobKind, submission: Submission, steps: tuple[saga.SagaStep, ...]
     """Queues a new job's steps once its transaction has committed."""
     names = [s.name for s in steps]
     dispatch_safely(lambda: dispatch.send_steps(POLICIES[kind], submission.job_id, 1, names))
+
+
+def _require_readable_secrets(session: Session, department: Department, setting: str) -> None:
+    from app.domain.services.secrets_keys import unreadable_secret_names
+    from app.persistence.secrets import undecryptable_message
+
+    unreadable = unreadable_secret_names(session, department.id, setting)
+    if unreadable:
+        what = f"stored secrets {', '.join(unreadable)} of department {department.department_id}"
+        raise SecretsUnreadable(undecryptable_message(what) + "; no job started")
 
 
 class ConfirmationRequired(Exception):
