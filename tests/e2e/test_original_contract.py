@@ -19,8 +19,10 @@ from typing import Any
 
 import jwt
 import requests
+import yaml
 from flask import Flask
 
+from app.openapi_doc import OPENAPI_FILE
 from tests.conftest import API_PORT, TEST_PREFIX, Stack, make_token
 from tests.e2e.conftest import leftovers
 
@@ -239,3 +241,10 @@ def test_the_original_token_payload_is_accepted_and_its_roles_hold(
     expired = original_token(app, exp=int(time.time()) - 60)
     assert call("GET", "/api/departments", expired).status_code == 401
     assert call("GET", "/api/departments", make_token(app)).status_code == 200
+
+
+def test_the_committed_openapi_yaml_is_what_the_api_serves(live_stack: Stack) -> None:
+    """The original links ./openapi.yaml; ours is generated (`make openapi`) and must not drift."""
+    served = requests.get(f"{BASE}/openapi.json", timeout=10).json()
+    committed = yaml.safe_load(OPENAPI_FILE.read_text())
+    assert committed == served, "openapi.yaml is stale: run `make openapi` and commit it"
