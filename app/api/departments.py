@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 
 from app import config
 from app.api.audit import audit_endpoints
+from app.api.audit_schemas import MAX_PAGE
 from app.api.auth import (
     actor,
     admin_required,
@@ -36,7 +37,8 @@ class DepartmentListArgs(Schema):
         load_default=False,
         metadata={"description": "DEPROVISIONED departments are left out unless asked for"},
     )
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # Bounded: an offset beyond a bigint is a 500 from PostgreSQL, not a page.
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
