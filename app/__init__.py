@@ -31,7 +31,38 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     db.init(settings.DATABASE_URL)
     _init_extensions(app, settings)
+    _check_secrets_key(app, settings)
     return app
+
+
+def _check_secrets_key(app: Flask, settings: config.Settings) -> None:
+    """Stored secrets that the configured key cannot open are named once, here,
+    instead of as an InvalidToken in every job that touches them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.domain.services.secrets_keys import check_stored_secrets
+
+    try:
+        result = check_stored_secrets(settings.SECRETS_KEY)
+    except SQLAlchemyError as exc:
+        # No database yet (before `make migrate`) or unreachable: not this check's to report.
+        logging.getLogger("provisioning").debug("secrets key check skipped: %s", exc)
+        return
+    app.extensions["secrets_key_check"] = result
+    if result.ok:
+        return
+    # The CLI refuses per command instead, so that `flask secrets` can still help.
+    if settings.is_production and not _under_flask_cli():
+        raise config.ConfigError(result.line())
+    logging.getLogger("provisioning").error(result.line())
+
+
+def _under_flask_cli() -> bool:
+    import click
+    from flask.cli import ScriptInfo
+
+    context = click.get_current_context(silent=True)
+    return context is not None and context.find_object(ScriptInfo) is not None
 
 
 def _openapi_settings() -> dict[str, Any]:
@@ -89,9 +120,9 @@ def _register_api(app: Flask) -> None:
     """The JSON API, documented in /openapi.json."""
     from app.api import audit, departments, events, metrics, provisioning, webhooks
     from app.api.converters import init_converters
-    from app.api.problems import ProblemApi
+    from app.api.openapi import ContractApi
 
-    api = ProblemApi(app)
+    api = ContractApi(app)
     init_converters(app, api)
     for module in (provisioning, departments, events, audit, webhooks, metrics):
         api.register_blueprint(module.blp)

@@ -67,7 +67,8 @@ class StateSettings(_Group):
     JWT_SECRET: str = ""
     """signs API tokens; 32+ characters, required outside development (`make env` writes one)"""
     SECRETS_KEY: str = ""
-    """Fernet key encrypting stored secrets; required (`make env` writes one)"""
+    """Fernet key encrypting stored secrets, or several comma-separated, newest first
+    (rotation: see "Secrets and keys"); required (`make env` writes one)"""
 
 
 class TimingSettings(_Group):

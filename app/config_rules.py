@@ -29,12 +29,15 @@ class Rule:
     message: str
 
 
-def _valid_fernet_key(key: str) -> bool:
+def _valid_fernet_keys(setting: str) -> bool:
+    """One Fernet key, or several separated by commas (newest first)."""
+    keys = [part.strip() for part in setting.split(",") if part.strip()]
     try:
-        Fernet(key.encode())
+        for key in keys:
+            Fernet(key.encode())
     except (ValueError, TypeError):
         return False
-    return True
+    return bool(keys)
 
 
 def _railway_complete(settings: Settings) -> bool:
@@ -57,8 +60,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         ("SECRETS_KEY",),
-        lambda s: _valid_fernet_key(s.SECRETS_KEY),
-        "SECRETS_KEY: must be a Fernet key (`make env` writes one to .env)",
+        lambda s: _valid_fernet_keys(s.SECRETS_KEY),
+        "SECRETS_KEY: must be a Fernet key, or several separated by commas, newest first "
+        "(`make env` writes one to .env)",
     ),
     Rule(
         ("FAULT_INJECTION_ENABLED", "APP_ENV"),
