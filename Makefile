@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: demo up down test test-unit lint venv env services components migrate status bench fuzz deps-demo deps-test
+.PHONY: demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt
@@ -76,6 +76,10 @@ test: venv test-unit deps-test services
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	.venv/bin/pytest -q $(foreach t,$(UNIT_TESTS),--ignore=$(t))
+
+# openapi.yaml (committed) is the document the API serves; regenerate after API changes.
+openapi: venv
+	$(PY) -m app.openapi_doc --write
 
 lint: venv
 	.venv/bin/ruff check .
