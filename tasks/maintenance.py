@@ -6,7 +6,7 @@ from celery import shared_task
 
 from app.config import current
 from app.domain.services.sweeper import sweep
-from app.observability.metrics import sweeper_action
+from app.observability.prometheus import sweeper_action
 
 
 @shared_task(name="provisioning.sweep")

@@ -101,7 +101,9 @@ class ProvisionDepartment(MethodView):
         if replay is not None:
             return replay.response, replay.status_code, replay.headers
         try:
-            submission = provisioning.submit_provisioning(payload, actor())
+            submission = provisioning.submit_provisioning(
+                payload, actor(), settings=config.current()
+            )
         except provisioning.Conflict as exc:
             fail(409, message=str(exc))
         body = ProvisionAcceptedSchema().dump(accepted_body(submission))
@@ -171,7 +173,7 @@ class Deprovision(MethodView):
         body_confirm = (request.get_json(silent=True) or {}).get("confirm")
         try:
             submission = provisioning.request_deprovision(
-                department_id, actor(), confirm or body_confirm
+                department_id, actor(), settings=config.current(), confirm=confirm or body_confirm
             )
         except provisioning.ConfirmationRequired as exc:
             fail(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})
