@@ -80,6 +80,18 @@ class Settings:
     RAILWAY_PROJECT_ID: str = ""
     RAILWAY_ENVIRONMENT_ID: str = ""
     RAILWAY_IMAGE: str = ""
+    # account and workspace tokens go in Authorization: Bearer; project tokens in
+    # Project-Access-Token (and only reach their own project and environment).
+    RAILWAY_TOKEN_KIND: str = "account"
+    # Polling and request budget per driver call (README, "Railway"): first poll interval,
+    # its cap as it doubles, how long one call waits for a deployment (below STEP_TIMEOUT;
+    # a retry waits on the same deployment), the most requests one call may send, and the
+    # longest Retry-After a call waits out itself.
+    RAILWAY_POLL_INTERVAL: float = 3.0
+    RAILWAY_POLL_MAX_INTERVAL: float = 15.0
+    RAILWAY_DEPLOY_TIMEOUT: float = 45.0
+    RAILWAY_REQUEST_BUDGET: int = 30
+    RAILWAY_MAX_RETRY_WAIT: float = 30.0
 
     DEPROVISION_REQUIRE_CONFIRM: bool = False
     DRIFT_CHECK_INTERVAL: float = 300.0  # seconds between fleet health sweeps; 0 turns them off
@@ -221,6 +233,18 @@ RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
         lambda s: s.CONTAINER_RUNTIME != "railway" or _railway_complete(s),
         "CONTAINER_RUNTIME=railway needs RAILWAY_API_TOKEN, RAILWAY_PROJECT_ID, "
         "RAILWAY_ENVIRONMENT_ID and RAILWAY_IMAGE",
+    ),
+    (
+        lambda s: s.RAILWAY_TOKEN_KIND in ("account", "workspace", "project"),
+        "RAILWAY_TOKEN_KIND must be 'account', 'workspace' or 'project'",
+    ),
+    (
+        lambda s: s.CONTAINER_RUNTIME != "railway" or s.RAILWAY_DEPLOY_TIMEOUT < s.STEP_TIMEOUT,
+        "RAILWAY_DEPLOY_TIMEOUT must be shorter than STEP_TIMEOUT (a wait must fit in its step)",
+    ),
+    (
+        lambda s: s.RAILWAY_POLL_INTERVAL > 0 and s.RAILWAY_REQUEST_BUDGET >= 10,
+        "RAILWAY_POLL_INTERVAL must be positive and RAILWAY_REQUEST_BUDGET at least 10",
     ),
     (lambda s: s.STEP_TIMEOUT > 0, "STEP_TIMEOUT must be positive"),
     (lambda s: s.MAX_PROVISIONING_TIME > 0, "MAX_PROVISIONING_TIME must be positive"),
