@@ -82,7 +82,7 @@ class Settings:
     RAILWAY_IMAGE: str = ""
     # account and workspace tokens go in Authorization: Bearer; project tokens in
     # Project-Access-Token (and only reach their own project and environment).
-    RAILWAY_TOKEN_KIND: str = "account"
+    RAILWAY_TOKEN_KIND: str = "account"  # noqa: S105 - a kind of token, not a token
     # Polling and request budget per driver call (README, "Railway"): first poll interval,
     # its cap as it doubles, how long one call waits for a deployment (below STEP_TIMEOUT;
     # a retry waits on the same deployment), the most requests one call may send, and the

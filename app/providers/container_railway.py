@@ -153,7 +153,7 @@ class RailwayContainerProvider:
             instance = self._client(()).execute(ops.Q_SERVICE_HEALTH, variables)
         except ProviderError as exc:
             return result(watch, False, str(exc), {})
-        return judge_health(watch, service_ids[0], instance["serviceInstance"])
+        return judge_health(watch, service_ids[0], instance["serviceInstance"], self.image)
 
     # -- service ------------------------------------------------------------------------
 

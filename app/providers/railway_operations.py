@@ -30,10 +30,11 @@ query serviceState($projectId: String!, $environmentId: String!, $serviceId: Str
   )
 }"""
 
-# check(): the latest deployment, and what is serving while a newer one builds.
+# check(): the image, the latest deployment, and what serves while a newer one builds.
 Q_SERVICE_HEALTH = """
 query serviceHealth($environmentId: String!, $serviceId: String!) {
   serviceInstance(serviceId: $serviceId, environmentId: $environmentId) {
+    source { image }
     latestDeployment { id status }
     activeDeployments { id status }
   }

@@ -65,13 +65,19 @@ def blocked(deployment_id: str) -> ProviderError:
     )
 
 
-def judge_health(watch: Stopwatch, service_id: str, instance: dict[str, Any] | None) -> CheckResult:
-    """Healthy when the latest deployment runs or sleeps, or builds while an older one
-    still serves (Railway keeps it until the new one is up)."""
+def judge_health(
+    watch: Stopwatch, service_id: str, instance: dict[str, Any] | None, image: str
+) -> CheckResult:
+    """Healthy when the service is built from ``image`` and its latest deployment runs or
+    sleeps, or builds while an older one still serves (Railway keeps it until the new one
+    is up). Another image (a new RAILWAY_IMAGE, a change by hand) is drift to repair."""
     latest = (instance or {}).get("latestDeployment")
     if latest is None:
         return result(watch, False, "no deployment", {"serviceId": service_id})
     data = {"serviceId": service_id, "deploymentId": latest["id"], "status": latest["status"]}
+    built_from = ((instance or {}).get("source") or {}).get("image")
+    if built_from != image:
+        return result(watch, False, f"service image is {built_from}, wanted {image}", data)
     phase = phase_of(latest["status"])
     if phase is Phase.ASLEEP:
         detail = "latest deployment SLEEPING: asleep, Railway wakes it on the next request"

@@ -95,7 +95,12 @@ def providers(settings: Settings) -> dict[str, Provider]:
     injector = FaultInjector(settings.REDIS_URL) if settings.FAULT_INJECTION_ENABLED else None
     if injector is not None:
         built = {name: FaultyProvider(p, injector) for name, p in built.items()}
-    checker: Provider = DeploymentCheckProvider([built[name] for name in COMPONENTS_CHECKED])
+    checked = COMPONENTS_CHECKED
+    if settings.CONTAINER_RUNTIME == "railway":
+        # Railway's state (image, sleeping, a deployment building) is not visible through
+        # the gateway, so its own check joins the health checks and the drift sweep.
+        checked = ("container", *checked)
+    checker: Provider = DeploymentCheckProvider([built[name] for name in checked])
     built["deployment_check"] = FaultyProvider(checker, injector) if injector else checker
     return built
 

@@ -131,14 +131,23 @@ def test_a_deployment_replaced_by_someone_elses_is_followed(railway: RailwayStan
 def test_check_while_a_new_deployment_builds_is_healthy_when_the_old_one_serves(
     railway: RailwayStandIn,
 ) -> None:
-    provider = make_provider(railway)
-    provider.create(make_context())
+    make_provider(railway).create(make_context())
     railway.build_seconds = 5.0
+    provider = make_provider(railway, image=NEW_IMAGE, deploy_timeout=0.1)
     with pytest.raises(TransientProviderError):
-        make_provider(railway, image=NEW_IMAGE, deploy_timeout=0.1).create(make_context())
+        provider.create(make_context())
 
     check = provider.check(make_context())
 
     assert check.healthy is True
     assert check.data["status"] in ("BUILDING", "INITIALIZING", "QUEUED")
     assert "previous serves" in check.detail
+
+
+def test_a_service_built_from_another_image_fails_its_check(railway: RailwayStandIn) -> None:
+    make_provider(railway).create(make_context())
+
+    check = make_provider(railway, image=NEW_IMAGE).check(make_context())
+
+    assert check.healthy is False
+    assert check.detail == f"service image is {IMAGE}, wanted {NEW_IMAGE}"

@@ -76,7 +76,9 @@ def test_health_reads_the_latest_deployment_and_what_still_serves(
     latest: str, active: list[str], healthy: bool
 ) -> None:
     instance = {
+        "source": {"image": "img:1"},
         "latestDeployment": {"id": "new", "status": latest},
         "activeDeployments": [{"id": f"old{i}", "status": s} for i, s in enumerate(active)],
     }
-    assert judge_health(Stopwatch(), "svc", instance).healthy is healthy
+    assert judge_health(Stopwatch(), "svc", instance, "img:1").healthy is healthy
+    assert judge_health(Stopwatch(), "svc", instance, "img:2").healthy is False
