@@ -125,7 +125,7 @@ def test_retry_after_a_failed_deployment_deploys_again(railway: RailwayStandIn) 
 def test_still_building_past_the_timeout_is_transient_and_a_retry_waits(
     railway: RailwayStandIn,
 ) -> None:
-    railway.build_seconds = 1.5
+    railway.timings["BUILDING"] = 1.5
     with pytest.raises(TransientProviderError, match="BUILDING"):
         make_provider(railway, deploy_timeout=0.2).create(make_context())
 
@@ -225,7 +225,7 @@ def test_a_deployment_started_by_service_create_already_has_the_variables(
 ) -> None:
     # Railway may build as soon as serviceCreate gets an image (one public report says it
     # does): the variables are in serviceCreate's input, so that build has them.
-    railway.deploy_on_create = True
+    railway.model.deploy_on_create = True
 
     outputs = make_provider(railway, variables_base={}).create(make_context(config={}))
 

@@ -101,7 +101,7 @@ def test_a_deployment_replaced_by_someone_elses_is_followed(railway: RailwayStan
     the driver follows the newer one instead of failing or deploying a third time."""
     provider = make_provider(railway)
     first = provider.create(make_context())
-    railway.build_seconds = 0.6
+    railway.timings["BUILDING"] = 0.6
     outside: list[str] = []
 
     def deploy_from_outside() -> None:
@@ -132,7 +132,7 @@ def test_check_while_a_new_deployment_builds_is_healthy_when_the_old_one_serves(
     railway: RailwayStandIn,
 ) -> None:
     make_provider(railway).create(make_context())
-    railway.build_seconds = 5.0
+    railway.timings["BUILDING"] = 5.0
     provider = make_provider(railway, image=NEW_IMAGE, deploy_timeout=0.1)
     with pytest.raises(TransientProviderError):
         provider.create(make_context())

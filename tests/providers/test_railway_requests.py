@@ -68,7 +68,7 @@ def test_429_asking_for_longer_than_allowed_is_transient_without_waiting(
 
 
 def test_one_call_never_sends_more_than_its_request_budget(railway: RailwayStandIn) -> None:
-    railway.build_seconds = 30.0
+    railway.timings["BUILDING"] = 30.0
 
     with pytest.raises(TransientProviderError, match="request budget of 12"):
         make_provider(
@@ -83,7 +83,7 @@ def test_a_first_provision_with_default_polling_fits_a_small_budget(
 ) -> None:
     """With the default schedule (3 s doubling to 15 s) a 45 s wait is 5 polls; a first
     provision is then at most 7 fixed requests plus those: the README's figure of 12."""
-    railway.build_seconds = 0.1
+    railway.timings["BUILDING"] = 0.1
     provider = make_provider(
         railway, poll_interval=0.05, poll_max_interval=0.25, deploy_timeout=0.75
     )

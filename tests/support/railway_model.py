@@ -122,6 +122,9 @@ class Project:
             "environmentId": environment_id,
             "targetPort": port,
         }
+        live = [d for d in self.of(service.id) if d.status == "SUCCESS" and d.instance]
+        if self.runtime is not None and live:
+            self.runtime.route(service, live[-1].instance)  # a domain added to a running service
 
     def delete_domain(self, domain_id: str) -> None:
         for service in self.services.values():

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ class RailwayStandIn:
             "REMOVING": step_seconds,
         }
         self.model = Project(timings=self.timings, runtime=runtime)
+        if runtime is not None:
+            runtime.waker = self._wake  # type: ignore[attr-defined]
         self.model.deploy_on_create = deploy_on_create
         self.lock = threading.RLock()
         self._address = (host, port)
@@ -131,22 +134,6 @@ class RailwayStandIn:
 
     # -- test controls ------------------------------------------------------------------
 
-    @property
-    def build_seconds(self) -> float:
-        return self.timings["BUILDING"]
-
-    @build_seconds.setter
-    def build_seconds(self, value: float) -> None:
-        self.timings["BUILDING"] = value
-
-    @property
-    def deploy_on_create(self) -> bool:
-        return self.model.deploy_on_create
-
-    @deploy_on_create.setter
-    def deploy_on_create(self, value: bool) -> None:
-        self.model.deploy_on_create = value
-
     def script_next_deployment(
         self, outcome: str = "SUCCESS", extra: list[tuple[str, float]] | None = None
     ) -> None:
@@ -165,6 +152,14 @@ class RailwayStandIn:
         and the next request to its domain wakes it."""
         with self.lock:
             self.model.sleep(service_id)
+
+    def _wake(self, service_id: str) -> None:
+        """A connection reached a service's domain: wake it if asleep, then let it in."""
+        with self.lock:
+            instance = self.model.wake(service_id)
+        deadline = time.monotonic() + 20
+        while instance is not None and not instance.ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def rate_limit(self, count: int = 1, style: str = "http", retry_after: int = 1) -> None:
         """Refuse the next ``count`` requests: ``http`` = 429 + Retry-After,
@@ -282,24 +277,14 @@ class RailwayStandIn:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local stand-in for Railway's GraphQL API")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
     parser.add_argument("--project-token", default=None)
-    parser.add_argument("--build-seconds", type=float, default=3.0)
-    parser.add_argument("--deploy-seconds", type=float, default=2.0)
     args = parser.parse_args(argv)
     standin = RailwayStandIn(
-        token=args.token,
-        project_token=args.project_token,
-        build_seconds=args.build_seconds,
-        deploy_seconds=args.deploy_seconds,
-        host=args.host,
-        port=args.port,
+        token=args.token, project_token=args.project_token, build_seconds=3.0, port=args.port
     )
-    standin.start()
-    ids = {"projectId": standin.project_id, "environmentId": standin.environment_id}
-    print(json.dumps({"url": standin.url, **ids}), flush=True)
+    print(json.dumps({"url": standin.start(), "projectId": standin.project_id}), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
