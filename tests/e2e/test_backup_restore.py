@@ -98,6 +98,7 @@ def fresh_stack(live_stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
         "CADDY_ADMIN_PORT": str(FRESH["caddy_admin"]),
         "GATEWAY_PORT": str(FRESH["gateway"]),
         "RUN_DIR": str(run_dir / "caddy"),
+        "CADDY_START_TIMEOUT": "60",  # a loaded machine; the session's Caddy is already up
     }
     try:
         redis_server.start()
