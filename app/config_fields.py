@@ -35,7 +35,7 @@ class ProcessSettings(_Group):
     PORT: int = Field(3000, ge=1, le=65535)
     """API port"""
     PUBLIC_BASE_URL: str = ""
-    """used in `statusUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
+    """used in `dashboardUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
     API_WORKERS: int = Field(2, ge=1, le=64)
     """gunicorn worker processes (`scripts/stack.sh`)"""
     WORKER_CONCURRENCY: int = Field(8, ge=1, le=256)
@@ -169,7 +169,8 @@ class WebhookSettings(_Group):
     WEBHOOK_URLS: CommaList = ()
     """receivers of every job state change, comma-separated"""
     WEBHOOK_SECRET: str = ""
-    """signing key (empty: derived from `SECRETS_KEY`; required in production with
+    """Standard Webhooks signing secret(s), `whsec_<base64>`, space-separated while
+    rotating (empty: derived from `SECRETS_KEY`; required in production with
     `WEBHOOK_URLS`)"""
     WEBHOOK_ALLOW_PRIVATE: bool = False
     """allow loopback and private receiver addresses"""
