@@ -1,4 +1,4 @@
-"""Where webhooks may go, and how receivers know they came from us.
+"""Where webhooks may go (signatures: webhook_signing.py).
 
 Address policy: only http(s); never link-local or a cloud metadata endpoint;
 loopback and private ranges only with WEBHOOK_ALLOW_PRIVATE. A URL is judged
@@ -7,52 +7,71 @@ delivery against every address its host resolves to, so a name that later
 resolves somewhere internal (DNS rebinding) is still refused. The delivery
 then connects to the very address that was checked.
 
-Signature: ``X-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-"<t>.<body>">``. Receivers recompute it and reject stale timestamps, which
-stops replays of a captured request.
-
 Standard library only: app.config imports this module while loading settings.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import socket
-import time
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-SIGNATURE_HEADER = "X-Webhook-Signature"
-DEFAULT_TOLERANCE = 300  # seconds a receiver should accept a signature for
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
 METADATA_NETWORKS = (
     ipaddress.ip_network("169.254.169.254/32"),  # AWS, GCP, Azure, OpenStack...
     ipaddress.ip_network("fd00:ec2::254/128"),  # AWS over IPv6 (inside fc00::/7)
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
 )
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges whose addresses carry an IPv4 one that routers or translators
+# will deliver to: NAT64 (RFC 6052 well-known and RFC 8215 local-use prefixes)
+# and SIIT's IPv4-translated form (RFC 2765). IPv4-mapped, IPv4-compatible,
+# 6to4 and Teredo are recognised below.
+NAT64 = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+)
+IPV4_COMPATIBLE = ipaddress.ip_network(
+    "::/96"
+)  # ::a.b.c.d (deprecated, still routed by some stacks)
 
 
 class RefusedAddress(Exception):
     """The URL's host is, or resolves to, an address webhooks may not reach."""
 
 
-def _embedded_ipv4(ip: IPAddress) -> IPAddress:
-    """An IPv6 address that merely wraps an IPv4 one is judged as that IPv4."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip in NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 one wraps: a webhook to it reaches them too,
+    so each is judged as if it were the destination."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if any(ip in network for network in NAT64):
+        found.append(low32)
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:  # not :: or ::1, judged as themselves
+        found.append(low32)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client)
+    return found
 
 
 def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
     """Why ``ip`` may not receive webhooks, or None if it may."""
-    ip = _embedded_ipv4(ip)
+    for inner in embedded_ipv4(ip):
+        reason = _plain_refusal(inner, allow_private)
+        if reason is not None:
+            return f"{ip} embeds {reason}"
+    return _plain_refusal(ip, allow_private)
+
+
+def _plain_refusal(ip: IPAddress, allow_private: bool) -> str | None:
     if any(ip in network for network in METADATA_NETWORKS):
         return f"{ip} is a cloud metadata address"
     if ip.is_link_local:
@@ -123,37 +142,3 @@ def resolve_allowed(url: str, allow_private: bool) -> list[IPAddress]:
         if ip not in addresses:
             addresses.append(ip)
     return addresses
-
-
-def signing_key(webhook_secret: str, secrets_key: str) -> bytes:
-    """WEBHOOK_SECRET, or a key derived from SECRETS_KEY: stable per install,
-    and distinct from it so a leaked webhook key reveals nothing stored."""
-    if webhook_secret:
-        return webhook_secret.encode()
-    derived = hmac.new(secrets_key.encode(), b"webhook-signing-v1", hashlib.sha256)
-    return derived.hexdigest().encode()
-
-
-def sign(key: bytes, body: bytes, timestamp: int | None = None) -> str:
-    stamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
-
-
-def verify(
-    key: bytes,
-    header: str,
-    body: bytes,
-    tolerance: int = DEFAULT_TOLERANCE,
-    now: float | None = None,
-) -> bool:
-    """What a receiver does: the signature matches and is recent."""
-    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    try:
-        stamp = int(fields["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - stamp) > tolerance:
-        return False
-    expected = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, fields.get("v1", ""))
