@@ -155,6 +155,8 @@ class OperationsSettings(_Group):
     """between fleet health sweeps; 0 turns them off"""
     AUTO_REPAIR: bool = False
     """start a repair job for each drifted department"""
+    RETENTION_INTERVAL: SecondsOrOff = 3600.0
+    """between runs deleting conversation data older than `dataRetention`; 0: off"""
     LOG_FORMAT: Literal["", "json", "text"] = ""
     """`json` or `text` (empty: text in development, json elsewhere)"""
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
