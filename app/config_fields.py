@@ -35,7 +35,7 @@ class ProcessSettings(_Group):
     PORT: int = Field(3000, ge=1, le=65535)
     """API port"""
     PUBLIC_BASE_URL: str = ""
-    """used in `statusUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
+    """used in `dashboardUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
     API_WORKERS: int = Field(2, ge=1, le=64)
     """gunicorn worker processes (`scripts/stack.sh`)"""
     WORKER_CONCURRENCY: int = Field(8, ge=1, le=256)
@@ -147,7 +147,19 @@ class ComponentSettings(_Group):
     RAILWAY_ENVIRONMENT_ID: str = ""
     """Railway environment the agents are deployed in"""
     RAILWAY_IMAGE: str = ""
-    """agent image deployed on Railway"""
+    """agent image deployed on Railway; a new one is drift that a repair rolls out"""
+    RAILWAY_TOKEN_KIND: Literal["account", "workspace", "project"] = "account"  # noqa: S105
+    """`account`, `workspace` (`Authorization: Bearer`) or `project` (`Project-Access-Token`)"""
+    RAILWAY_POLL_INTERVAL: Seconds = 3.0
+    """first wait between deployment polls; it doubles up to `RAILWAY_POLL_MAX_INTERVAL`"""
+    RAILWAY_POLL_MAX_INTERVAL: Seconds = 15.0
+    """longest wait between deployment polls"""
+    RAILWAY_DEPLOY_TIMEOUT: Seconds = 45.0
+    """how long one step waits for a deployment (below `STEP_TIMEOUT`; a retry waits on)"""
+    RAILWAY_REQUEST_BUDGET: int = Field(30, ge=10, le=1000)
+    """the most requests one driver call may send to Railway"""
+    RAILWAY_MAX_RETRY_WAIT: float = Field(30.0, ge=0, le=600, allow_inf_nan=False)
+    """a 429's `Retry-After` up to this many seconds is waited out; longer ones fail the try"""
 
 
 class OperationsSettings(_Group):
@@ -171,7 +183,8 @@ class WebhookSettings(_Group):
     WEBHOOK_URLS: CommaList = ()
     """receivers of every job state change, comma-separated"""
     WEBHOOK_SECRET: str = ""
-    """signing key (empty: derived from `SECRETS_KEY`; required in production with
+    """Standard Webhooks signing secret(s), `whsec_<base64>`, space-separated while
+    rotating (empty: derived from `SECRETS_KEY`; required in production with
     `WEBHOOK_URLS`)"""
     WEBHOOK_ALLOW_PRIVATE: bool = False
     """allow loopback and private receiver addresses"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import Path
 
@@ -11,6 +12,8 @@ ENV_FILE = Path(__file__).resolve().parent.parent / ".env"
 GENERATED = {
     "JWT_SECRET": lambda: secrets.token_urlsafe(48),
     "SECRETS_KEY": lambda: Fernet.generate_key().decode(),
+    # Standard Webhooks format: give the same value to receivers to verify deliveries.
+    "WEBHOOK_SECRET": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 
 

@@ -6,11 +6,15 @@ from celery import shared_task
 
 from app.config import current
 from app.domain.services.sweeper import sweep
+from app.observability.metrics import sweeper_action
 
 
 @shared_task(name="provisioning.sweep")
 def sweep_stalled_jobs() -> list[str]:
-    return [f"{a.action} {a.job_id} gen {a.generation}" for a in sweep(current())]
+    actions = sweep(current())
+    for action in actions:
+        sweeper_action(action.action)  # counted here: the domain knows nothing of metrics
+    return [f"{a.action} {a.job_id} gen {a.generation}" for a in actions]
 
 
 @shared_task(name="provisioning.detect_drift")

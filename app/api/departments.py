@@ -100,7 +100,7 @@ class ConfigHistorySchema(Schema):
 class HealthCheckSchema(Schema):
     name = fields.String()
     healthy = fields.Boolean()
-    latency = fields.Float(metadata={"description": "milliseconds"})
+    latency = fields.Integer(metadata={"description": "whole milliseconds (as the original)"})
     detail = fields.String()
 
 

@@ -41,13 +41,14 @@ audit_endpoints(
 
 
 def status_url(job_id: uuid.UUID) -> str:
-    return f"{config.current().base_url}/api/provision-status/{job_id}"
+    """A path, as the original service answers: its clients prefix their base URL."""
+    return f"/api/provision-status/{job_id}"
 
 
 def accepted_body(submission: provisioning.Submission) -> dict[str, Any]:
     settings = config.current()
     message = (
-        "Provisioning started"
+        "Department provisioning initiated"  # the original's wording (it said "deprovisioning")
         if submission.created
         else "A provisioning job for this department is already in progress"
     )
@@ -179,15 +180,17 @@ class Deprovision(MethodView):
         except provisioning.Conflict as exc:
             fail(409, message=str(exc))
         view = queries.job_view(submission.job_id, config.current()) or {}
-        progress = {k: v for k, v in view.get("progress", {}).items() if k != "percentage"}
+        progress = dict(view.get("progress", {}))
         body = {
             "provisioningId": submission.job_id,
             "departmentId": department_id,
             "status": "DEPROVISIONING",
-            "message": "Deprovisioning started"
+            # The original service's wording and shape: clients parse both.
+            "message": "Department deprovisioning initiated"
             if submission.created
-            else "Deprovisioning already in progress",
+            else "Department deprovisioning already in progress",
             "statusUrl": status_url(submission.job_id),
-            "cleanupProgress": progress,
+            "cleanupProgress": progress.pop("percentage", 0),
+            "cleanupComponents": progress,
         }
         return body, 202, {"Location": body["statusUrl"]}

@@ -194,7 +194,14 @@ class DeprovisionAcceptedSchema(Schema):
     status = fields.String()
     message = fields.String()
     statusUrl = fields.String()
-    cleanupProgress = fields.Dict()
+    cleanupProgress = fields.Integer(
+        metadata={"description": "percentage of the cleanup done (0-100), as the original service"}
+    )
+    cleanupComponents = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "per component (database, oauth, docker, railway, n8n, gateway)"},
+    )
 
 
 class ProvisionQuerySchema(Schema):

@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 from app import config
 from app.domain import events
 from app.domain.events import JobEvent
+from app.domain.kinds import JobKind
 from app.domain.states import TERMINAL_STATES
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob
@@ -48,7 +49,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TERMINAL = frozenset(state.value for state in TERMINAL_STATES)
 STEP_END_STATUSES = {"completed", "failed"}
 COMPENSATION_END_STATUSES = {"rolled_back", "compensation_failed"}
-KINDS = ("provision", "deprovision")
+KINDS: tuple[str, ...] = tuple(JobKind)
 
 JOBS = Counter(
     "provisioning_jobs_total", "Jobs that reached a terminal state.", ["kind", "outcome"]
