@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: demo up down test lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
+.PHONY: demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt
@@ -66,11 +66,17 @@ down:
 	@scripts/caddy.sh stop || true
 	@scripts/n8n.sh stop || true
 
-test: deps-test venv services
+# The fast tier: the domain's decisions (transitions, planning per kind, what to
+# compensate, the sweeper's choice) as plain functions; no PostgreSQL, Redis or worker.
+UNIT_TESTS := tests/unit tests/test_state_machine.py tests/test_properties.py
+test-unit: venv
+	.venv/bin/pytest -q -p no:cacheprovider $(UNIT_TESTS)
+
+test: venv test-unit deps-test services
 	@scripts/n8n.sh install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q $(foreach t,$(UNIT_TESTS),--ignore=$(t))
 
 # openapi.yaml (committed) is the document the API serves; regenerate after API changes.
 openapi: venv

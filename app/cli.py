@@ -15,7 +15,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app import config
-from app.domain.services import cleanup, provisioning, queries
+from app.domain.services import cleanup, lifecycle, provisioning, queries
 from app.domain.services.audit import record_action
 from app.domain.services.sweeper import sweep
 
@@ -128,7 +128,7 @@ def status_command(job: str) -> None:
 def retry_command(job: str) -> None:
     """Start a failed job again as a new job of the same kind."""
     try:
-        submission = provisioning.retry_job(_job_id(job), _cli_actor())
+        submission = lifecycle.retry_job(_job_id(job), _cli_actor(), config.current())
     except (provisioning.Conflict, provisioning.NotFound, click.ClickException) as exc:
         outcome = "conflict" if isinstance(exc, provisioning.Conflict) else "rejected:not_found"
         _audit("retry", job, outcome, message=str(exc))

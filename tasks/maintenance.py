@@ -6,11 +6,15 @@ from celery import shared_task
 
 from app.config import current
 from app.domain.services.sweeper import sweep
+from app.observability.metrics import sweeper_action
 
 
 @shared_task(name="provisioning.sweep")
 def sweep_stalled_jobs() -> list[str]:
-    return [f"{a.action} {a.job_id} gen {a.generation}" for a in sweep(current())]
+    actions = sweep(current())
+    for action in actions:
+        sweeper_action(action.action)  # counted here: the domain knows nothing of metrics
+    return [f"{a.action} {a.job_id} gen {a.generation}" for a in actions]
 
 
 @shared_task(name="provisioning.detect_drift")
@@ -18,3 +22,10 @@ def detect_drift_task() -> list[str]:
     from app.domain.services.drift import detect_drift
 
     return [f"{f.department_id}: {', '.join(f.failing)}" for f in detect_drift(current())]
+
+
+@shared_task(name="provisioning.enforce_retention")
+def enforce_retention_task() -> list[str]:
+    from app.domain.services.retention import enforce_retention
+
+    return [f"{r.department_id}: {r.error or r.removed}" for r in enforce_retention(current())]

@@ -13,15 +13,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain import events
 from app.domain.saga import SagaStep
-from app.domain.states import DepartmentStatus, JobState, check_transition
-from app.persistence.models import (
-    Department,
-    DepartmentConfigVersion,
-    JobLog,
-    JobStep,
-    ProvisioningJob,
-    utcnow,
-)
+from app.domain.states import JobState, check_transition
+from app.persistence.models import Department, JobLog, JobStep, ProvisioningJob, utcnow
 from app.persistence.secrets import DepartmentSecrets
 from app.providers.base import DepartmentContext
 
@@ -97,49 +90,6 @@ def lock_job(session: Session, job_id: uuid.UUID) -> ProvisioningJob | None:
 
 def step_record(job: ProvisioningJob, name: str) -> JobStep:
     return next(s for s in job.steps if s.name == name)
-
-
-def next_step_record(job: ProvisioningJob, name: str) -> JobStep | None:
-    """The step after ``name`` in this job (update and repair jobs run a subset)."""
-    names = [s.name for s in job.steps]
-    index = names.index(name) + 1
-    return job.steps[index] if index < len(job.steps) else None
-
-
-def finish_successfully(session: Session, job: ProvisioningJob) -> None:
-    """The last step is done: the department runs the job's configuration."""
-    transition(session, job, JobState.COMPLETED)
-    job.completed_at = utcnow()
-    department = job.department
-    if job.kind in ("provision", "update"):
-        record_config_version(session, department, job)
-    department.status = DepartmentStatus.ACTIVE
-    department.drift = None
-    resources = department.resources or {}
-    department.deployment_url = resources.get("configure_gateway", {}).get("url")
-    department.container_url = resources.get("deploy_container", {}).get("url")
-    journal(session, job, "INFO", f"department {department.department_id} is ACTIVE")
-
-
-def config_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    keys = sorted(set(old) | set(new))
-    return {k: {"from": old.get(k), "to": new.get(k)} for k in keys if old.get(k) != new.get(k)}
-
-
-def record_config_version(session: Session, department: Department, job: ProvisioningJob) -> None:
-    previous = job.previous_config or {}
-    department.config = dict(job.config)
-    department.config_version += 1
-    session.add(
-        DepartmentConfigVersion(
-            department_pk=department.id,
-            version=department.config_version,
-            config=dict(job.config),
-            diff=config_diff(previous, job.config),
-            actor=job.requested_by,
-            job_id=job.id,
-        )
-    )
 
 
 def department_context(
