@@ -167,6 +167,8 @@ class OperationsSettings(_Group):
     """between fleet health sweeps; 0 turns them off"""
     AUTO_REPAIR: bool = False
     """start a repair job for each drifted department"""
+    RETENTION_INTERVAL: SecondsOrOff = 3600.0
+    """between runs deleting conversation data older than `dataRetention`; 0: off"""
     LOG_FORMAT: Literal["", "json", "text"] = ""
     """`json` or `text` (empty: text in development, json elsewhere)"""
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -175,6 +177,10 @@ class OperationsSettings(_Group):
     """bearer token for `/metrics` (empty: loopback clients only)"""
     FAULT_INJECTION_ENABLED: bool = False
     """test-only; refused in production"""
+    FINAL_COPY_RETENTION_DAYS: float = Field(30.0, gt=0, le=3650)
+    """days a deprovision's final copy (`finalCopy=true`) is kept, restorable"""
+    FINAL_COPY_PURGE_INTERVAL: SecondsOrOff = 3600.0
+    """between beat's purges of expired final copies; 0 turns them off"""
 
 
 class WebhookSettings(_Group):

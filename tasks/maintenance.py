@@ -22,3 +22,17 @@ def detect_drift_task() -> list[str]:
     from app.domain.services.drift import detect_drift
 
     return [f"{f.department_id}: {', '.join(f.failing)}" for f in detect_drift(current())]
+
+
+@shared_task(name="provisioning.enforce_retention")
+def enforce_retention_task() -> list[str]:
+    from app.domain.services.retention import enforce_retention
+
+    return [f"{r.department_id}: {r.error or r.removed}" for r in enforce_retention(current())]
+
+
+@shared_task(name="provisioning.purge_final_copies")
+def purge_final_copies_task() -> int:
+    from app.domain.services.final_copies import purge_expired
+
+    return purge_expired()

@@ -115,3 +115,11 @@ def checks_provider(settings: Settings) -> DeploymentCheckProvider:
     inner = checker.inner if isinstance(checker, FaultyProvider) else checker
     assert isinstance(inner, DeploymentCheckProvider)
     return inner
+
+
+def tenant_database(settings: Settings) -> PostgresTenantProvider:
+    """The tenant database driver itself, for work outside the saga (retention)."""
+    database = providers(settings)["database"]
+    inner = database.inner if isinstance(database, FaultyProvider) else database
+    assert isinstance(inner, PostgresTenantProvider)
+    return inner

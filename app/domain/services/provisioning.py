@@ -230,7 +230,7 @@ class ConfirmationRequired(Exception):
 
 
 def request_deprovision(
-    department_id: str, actor: str | None, confirm: str | None = None
+    department_id: str, actor: str | None, confirm: str | None = None, final_copy: bool = False
 ) -> Submission:
     if current_settings().DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
         raise ConfirmationRequired(f"set confirm to {department_id!r} to deprovision it")
@@ -253,6 +253,10 @@ def request_deprovision(
             )
         job = new_job(session, department, JobKind.DEPROVISION, department.config, actor, steps)
         journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
+        if final_copy:
+            from app.domain.services.final_copies import request_copy
+
+            request_copy(session, department, job)
         submission = Submission(job.id, department_id, True, job.state)
     send(JobKind.DEPROVISION, submission, steps)
     return submission
