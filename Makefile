@@ -51,7 +51,8 @@ demo: up
 	@.venv/bin/flask token create --email admin@example.com --role admin --ttl 12h
 
 status:
-	@PORT=$${PORT:-3000}; echo; \
+	@eval "$$($(PY) -m app.config_doc --shell PORT FLOWER_PORT GATEWAY_PORT 2>/dev/null)"; \
+	PORT=$${PORT:-3000}; echo; \
 	echo "API:        http://127.0.0.1:$$PORT/api"; \
 	echo "Swagger UI: http://127.0.0.1:$$PORT/api-docs"; \
 	echo "ReDoc:      http://127.0.0.1:$$PORT/redoc"; \

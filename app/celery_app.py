@@ -54,6 +54,16 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "provisioning.detect_drift",
             "schedule": settings.DRIFT_CHECK_INTERVAL,
         }
+    if settings.RETENTION_INTERVAL > 0:
+        schedule["enforce-retention"] = {
+            "task": "provisioning.enforce_retention",
+            "schedule": settings.RETENTION_INTERVAL,
+        }
+    if settings.FINAL_COPY_PURGE_INTERVAL > 0:
+        schedule["purge-final-copies"] = {
+            "task": "provisioning.purge_final_copies",
+            "schedule": settings.FINAL_COPY_PURGE_INTERVAL,
+        }
     return schedule
 
 

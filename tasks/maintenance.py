@@ -6,7 +6,7 @@ from celery import shared_task
 
 from app.config import current
 from app.domain.services.sweeper import sweep
-from app.observability.prometheus import sweeper_action
+from app.observability.prometheus import retention_purged, sweeper_action
 
 
 @shared_task(name="provisioning.sweep")
@@ -22,3 +22,20 @@ def detect_drift_task() -> list[str]:
     from app.domain.services.drift import detect_drift
 
     return [f"{f.department_id}: {', '.join(f.failing)}" for f in detect_drift(current())]
+
+
+@shared_task(name="provisioning.enforce_retention")
+def enforce_retention_task() -> list[str]:
+    from app.domain.services.retention import enforce_retention
+
+    results = enforce_retention(current())
+    for result in results:
+        retention_purged("failed" if result.error else "ok", {} if result.error else result.removed)
+    return [f"{r.department_id}: {r.error or r.removed}" for r in results]
+
+
+@shared_task(name="provisioning.purge_final_copies")
+def purge_final_copies_task() -> int:
+    from app.domain.services.final_copies import purge_expired
+
+    return purge_expired()

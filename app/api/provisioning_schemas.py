@@ -107,6 +107,13 @@ class CancelAcceptedSchema(JobAcceptedSchema):
 
 
 class DeprovisionArgsSchema(Schema):
+    finalCopy = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Keep an encrypted copy of the tenant schema for "
+            "FINAL_COPY_RETENTION_DAYS, restorable with `flask provisioning final-copies`"
+        },
+    )
     confirm = fields.String(
         metadata={
             "description": "The departmentId, when confirmation "

@@ -34,6 +34,7 @@ CHECK_STEPS: dict[str, tuple[str, ...]] = {
     "database_connectivity": ("create_database",),
     "oauth_credentials": ("create_oauth",),
     AGENT_CHECK: ("deploy_container", "configure_gateway"),
+    "container_process": ("deploy_container",),  # checked on the Railway runtime only
     "n8n_workflows": ("deploy_workflows",),
     "gateway_route": ("configure_gateway",),
 }

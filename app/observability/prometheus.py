@@ -81,9 +81,26 @@ SWEEPER_ACTIONS = Counter(
     ["action"],
 )
 
+RETENTION_RUNS = Counter(
+    "provisioning_retention_runs_total",
+    "Departments the retention task went through, by outcome (ok, failed).",
+    ["outcome"],
+)
+RETENTION_DELETED = Counter(
+    "provisioning_retention_deleted_rows_total",
+    "Tenant rows deleted for being older than the department's dataRetention.",
+    ["table"],
+)
+
 
 def sweeper_action(action: str) -> None:
     SWEEPER_ACTIONS.labels(action).inc()
+
+
+def retention_purged(outcome: str, removed: dict[str, int]) -> None:
+    RETENTION_RUNS.labels(outcome).inc()
+    for table, rows in removed.items():
+        RETENTION_DELETED.labels(table).inc(rows)
 
 
 # --- Turning committed job events into samples.

@@ -72,6 +72,17 @@ def upstream_hint(context: DepartmentContext) -> Any:
     return (context.resources.get("deploy_container") or {}).get("upstream")
 
 
+def proxy_handler(upstream: str) -> dict[str, Any]:
+    """A named host on port 443 (a Railway service domain) is an HTTPS endpoint behind a
+    shared edge: it needs TLS with that name and that name as Host to reach the service."""
+    handler: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]}
+    host, _, port = upstream.rpartition(":")
+    if port == "443" and not host.startswith("[") and not host.replace(".", "").isdigit():
+        handler["transport"] = {"protocol": "http", "tls": {"server_name": host}}
+        handler["headers"] = {"request": {"set": {"Host": [host]}}}
+    return handler
+
+
 def build_route(department_id: str, upstream: str) -> dict[str, Any]:
     prefix = f"/departments/{department_id}"
     return {
@@ -79,7 +90,7 @@ def build_route(department_id: str, upstream: str) -> dict[str, Any]:
         "match": [{"path": [prefix, f"{prefix}/*"]}],
         "handle": [
             {"handler": "rewrite", "strip_path_prefix": prefix},
-            {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]},
+            proxy_handler(upstream),
         ],
         # Nothing after a department route may answer the same request.
         "terminal": True,

@@ -234,7 +234,12 @@ class ConfirmationRequired(Exception):
 
 
 def request_deprovision(
-    department_id: str, actor: str | None, *, settings: Settings, confirm: str | None = None
+    department_id: str,
+    actor: str | None,
+    *,
+    settings: Settings,
+    confirm: str | None = None,
+    final_copy: bool = False,
 ) -> Submission:
     if settings.DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
         raise ConfirmationRequired(f"set confirm to {department_id!r} to deprovision it")
@@ -259,6 +264,10 @@ def request_deprovision(
             session, department, JobKind.DEPROVISION, department.config, actor, steps, settings
         )
         journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
+        if final_copy:
+            from app.domain.services.final_copies import request_copy
+
+            request_copy(session, department, job)
         submission = Submission(job.id, department_id, True, job.state)
     send(JobKind.DEPROVISION, submission, steps)
     return submission
