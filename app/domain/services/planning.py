@@ -21,7 +21,13 @@ from app.domain.services.provisioning import active_job
 from app.oauth.models import OAuthClient
 from app.persistence.database import db
 from app.persistence.models import Department
-from app.providers import database_postgres, gateway_caddy, oauth_builtin, workflows_n8n
+from app.providers import (
+    database_postgres,
+    gateway_caddy,
+    oauth_builtin,
+    workflow_templates,
+    workflows_n8n,
+)
 from app.providers.base import DepartmentContext
 from app.providers.registry import provider
 
@@ -135,7 +141,7 @@ def _container(context: DepartmentContext, settings: Settings) -> tuple[dict, di
 
 def _workflows(context: DepartmentContext, settings: Settings) -> tuple[dict, dict]:
     names = [
-        workflows_n8n.workflow_name(context.department_id, w)
+        workflow_templates.workflow_name(context.department_id, w)
         for w in context.config.get("workflows", [])
     ]
     result = provider(settings, "workflows").check(context)
