@@ -274,9 +274,10 @@ def create_token_command(email: str, role: str, department_id: str | None, ttl: 
 
 def register_cli(app: Flask) -> None:
     from app.cli_final_copies import final_copies_cli
-    from app.cli_secrets import refuse_wrong_key, secrets_cli
+    from app.cli_secrets import refuse_wrong_key, rotate_credentials_command, secrets_cli
 
     provisioning_cli.add_command(final_copies_cli)
+    provisioning_cli.add_command(rotate_credentials_command)
     for group in (provisioning_cli, token_cli):
         group.callback = refuse_wrong_key
         app.cli.add_command(group)

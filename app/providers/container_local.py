@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 import requests
 
+from app.providers.agent_handover import credentials_file, write_credentials
 from app.providers.base import (
     CheckResult,
     DepartmentContext,
@@ -327,6 +328,7 @@ class LocalContainerProvider:
             self._stop_all(department_id)
             self._pidfile(department_id).unlink(missing_ok=True)
             self._logfile(department_id).unlink(missing_ok=True)
+            credentials_file(self._agents_dir, department_id).unlink(missing_ok=True)
 
     def check(self, context: DepartmentContext) -> CheckResult:
         watch = Stopwatch()
@@ -413,6 +415,10 @@ class LocalContainerProvider:
             "AGENT_OAUTH_TOKEN_URL": self._oauth_token_url,
             "AGENT_OAUTH_CLIENT_ID": client_id,
             "AGENT_OAUTH_CLIENT_SECRET": client_secret,
+            # Where a credential rotation hands newer credentials to the running agent.
+            "AGENT_CREDENTIALS_FILE": str(
+                credentials_file(self._agents_dir, context.department_id)
+            ),
         }
 
     # Idempotence
@@ -453,8 +459,20 @@ class LocalContainerProvider:
 
     # Start and stop
 
+    def hand_over(
+        self, context: DepartmentContext, database_passwords: list[str], oauth_secret: str
+    ) -> None:
+        """Gives the running agent newer credentials, without restarting it."""
+        department_id = _checked_id(context.department_id)
+        with self._locked(department_id):
+            write_credentials(
+                credentials_file(self._agents_dir, department_id), database_passwords, oauth_secret
+            )
+
     def _start(self, department_id: str, inputs: AgentInputs) -> dict[str, Any]:
         self._agents_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # A fresh agent starts from its environment; an old hand-over must not override it.
+        credentials_file(self._agents_dir, department_id).unlink(missing_ok=True)
         pid, port, log_offset = self._launch(department_id, inputs)
         outputs = {
             "runtime": "local",
