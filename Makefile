@@ -76,15 +76,18 @@ test: venv test-unit deps-test services
 	@scripts/n8n.sh install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 	.venv/bin/pytest -q $(foreach t,$(UNIT_TESTS),--ignore=$(t))
 
 # openapi.yaml (committed) is the document the API serves; regenerate after API changes.
 openapi: venv
 	$(PY) -m app.openapi_doc --write
 
+# lint-imports checks the layer contracts in .importlinter.
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 # Benchmarks on a stack of their own (po_bench databases, Redis db 15, ports 24xxx);
 # results are appended to benchmarks/RESULTS.md. SCALE: growth target (departments);

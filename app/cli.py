@@ -75,7 +75,9 @@ def provision_command(config_file: Any, wait: bool) -> None:
         _audit("provision", f"file:{getattr(config_file, 'name', '-')}", "rejected:invalid")
         raise click.ClickException(f"invalid configuration: {json.dumps(detail)}") from exc
     try:
-        submission = provisioning.submit_provisioning(payload, _cli_actor())
+        submission = provisioning.submit_provisioning(
+            payload, _cli_actor(), settings=config.current()
+        )
     except provisioning.Conflict as exc:
         _audit("provision", payload["departmentId"], "conflict", message=str(exc))
         click.echo(str(exc))
@@ -194,7 +196,7 @@ def repair_command(department_id: str) -> None:
         if not failing:
             click.echo(f"{department_id} is healthy; nothing to repair")
             return
-        submission = request_repair(department_id, failing, _cli_actor())
+        submission = request_repair(department_id, failing, _cli_actor(), settings=config.current())
     except (provisioning.Conflict, provisioning.NotFound) as exc:
         _audit("repair", department_id, "rejected", reason=str(exc))
         raise click.ClickException(str(exc)) from exc

@@ -85,7 +85,7 @@ def rotate_credentials_command(department_id: str, wait: bool) -> None:
     from app.domain.services.credentials import request_rotation
 
     try:
-        submission = request_rotation(department_id, _cli_actor())
+        submission = request_rotation(department_id, _cli_actor(), settings=config.current())
     except (provisioning.Conflict, provisioning.NotFound) as exc:
         audit("rotate_credentials", department_id, "rejected", reason=str(exc))
         raise click.ClickException(str(exc)) from exc

@@ -112,12 +112,6 @@ class ApiSettings(_Group):
 class ComponentSettings(_Group):
     CONTAINER_RUNTIME: Literal["local", "railway"] = "local"
     """`local` agent processes, or `railway` (then the `RAILWAY_*` settings)"""
-    GATEWAY_DRIVER: str = "caddy"
-    """gateway provider"""
-    WORKFLOWS_DRIVER: str = "n8n"
-    """workflows provider"""
-    OAUTH_DRIVER: str = "builtin"
-    """OAuth provider"""
     CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
     """Caddy's admin API"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"

@@ -11,7 +11,6 @@ from marshmallow import Schema, fields, validate
 
 from app import config
 from app.api.audit import audit_endpoints
-from app.api.audit_schemas import MAX_PAGE
 from app.api.auth import (
     actor,
     admin_required,
@@ -19,7 +18,8 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
-from app.api.doc_fields import DEPARTMENT_STATUSES, JOB_STATUSES, one_of, timestamp
+from app.api.common_schemas import JobAcceptedSchema, PageArgs, PageSchema
+from app.api.doc_fields import DEPARTMENT_STATUSES, one_of, timestamp
 from app.api.errors import fail
 from app.api.http_headers import etag_of, if_match_allows, paginated
 from app.api.provisioning import status_url
@@ -38,15 +38,12 @@ audit_endpoints(
 )
 
 
-class DepartmentListArgs(Schema):
+class DepartmentListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf([s.value for s in DepartmentStatus]))
     includeDeprovisioned = fields.Boolean(
         load_default=False,
         metadata={"description": "DEPROVISIONED departments are left out unless asked for"},
     )
-    # Bounded: an offset beyond a bigint is a 500 from PostgreSQL, not a page.
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class DepartmentSchema(Schema):
@@ -62,11 +59,8 @@ class DepartmentSchema(Schema):
     drift = fields.Dict(allow_none=True)
 
 
-class DepartmentListSchema(Schema):
+class DepartmentListSchema(PageSchema):
     departments = fields.List(fields.Nested(DepartmentSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    perPage = fields.Integer()
 
 
 class DepartmentUpdateSchema(Schema):
@@ -80,14 +74,6 @@ class DepartmentUpdateSchema(Schema):
     customConfig = fields.Dict()
     callbackUrl = fields.String()
     deletionProtection = fields.Boolean()
-
-
-class JobAcceptedSchema(Schema):
-    provisioningId = fields.UUID()
-    departmentId = fields.String()
-    status = one_of(JOB_STATUSES)
-    message = fields.String()
-    statusUrl = fields.String()
 
 
 class ConfigVersionSchema(Schema):
@@ -179,7 +165,9 @@ class DepartmentResource(MethodView):
         if errors:
             fail(422, message="invalid configuration", errors={"json": errors})
         try:
-            submission = lifecycle.request_update(department_id, merged, protection, actor())
+            submission = lifecycle.request_update(
+                department_id, merged, protection, actor(), settings=config.current()
+            )
         except (provisioning.Conflict, provisioning.NotFound) as exc:
             fail(409 if isinstance(exc, provisioning.Conflict) else 404, message=str(exc))
         if submission is None:
@@ -200,7 +188,9 @@ class DepartmentRepair(MethodView):
             failing = lifecycle.failing_checks(department_id, config.current())
             if not failing:
                 fail(409, message=f"department {department_id} is healthy; nothing to repair")
-            submission = lifecycle.request_repair(department_id, failing, actor())
+            submission = lifecycle.request_repair(
+                department_id, failing, actor(), settings=config.current()
+            )
         except provisioning.NotFound as exc:
             fail(404, message=str(exc))
         except provisioning.Conflict as exc:
@@ -221,7 +211,7 @@ class DepartmentCredentialRotation(MethodView):
         from app.domain.services.credentials import request_rotation
 
         try:
-            submission = request_rotation(department_id, actor())
+            submission = request_rotation(department_id, actor(), settings=config.current())
         except provisioning.NotFound as exc:
             fail(404, message=str(exc))
         except provisioning.Conflict as exc:

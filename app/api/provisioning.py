@@ -101,7 +101,9 @@ class ProvisionDepartment(MethodView):
         if replay is not None:
             return replay.response, replay.status_code, replay.headers
         try:
-            submission = provisioning.submit_provisioning(payload, actor())
+            submission = provisioning.submit_provisioning(
+                payload, actor(), settings=config.current()
+            )
         except provisioning.Conflict as exc:
             fail(409, message=str(exc))
         body = ProvisionAcceptedSchema().dump(accepted_body(submission))
@@ -176,7 +178,11 @@ class Deprovision(MethodView):
         final_copy = finalCopy or given.get("finalCopy") is True
         try:
             submission = provisioning.request_deprovision(
-                department_id, actor(), confirm or given.get("confirm"), final_copy
+                department_id,
+                actor(),
+                settings=config.current(),
+                confirm=confirm or given.get("confirm"),
+                final_copy=final_copy,
             )
         except provisioning.ConfirmationRequired as exc:
             fail(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})

@@ -6,6 +6,7 @@ from functools import cache
 from pathlib import Path
 
 from app.config import Settings
+from app.domain.department import ConfigRules
 from app.providers.base import Provider
 from app.providers.database_postgres import PostgresTenantProvider
 from app.providers.deployment_check import DeploymentCheckProvider
@@ -96,7 +97,7 @@ def providers(settings: Settings) -> dict[str, Provider]:
     oauth = _oauth(settings)
     container = _container(settings)
     built: dict[str, Provider] = {
-        "validation": ConfigValidationProvider(),
+        "validation": ConfigValidationProvider(ConfigRules.of(settings)),
         "database": database,
         "oauth": oauth,
         "container": container,

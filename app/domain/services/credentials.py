@@ -22,7 +22,7 @@ logger = logging.getLogger("provisioning")
 SCHEDULER = "credential-rotation-schedule"
 
 
-def request_rotation(department_id: str, actor: str | None) -> Submission:
+def request_rotation(department_id: str, actor: str | None, *, settings: Settings) -> Submission:
     steps = plans.plan_rotation()
     with db.transaction() as session:
         department = _locked_department(session, department_id)
@@ -30,7 +30,7 @@ def request_rotation(department_id: str, actor: str | None) -> Submission:
         if department.status != DepartmentStatus.ACTIVE:
             raise Conflict(f"department {department_id} is {department.status}; repair it first")
         kind = JobKind.ROTATE_CREDENTIALS
-        job = new_job(session, department, kind, dict(department.config), actor, steps)
+        job = new_job(session, department, kind, dict(department.config), actor, steps, settings)
         job.previous_config = dict(department.config)
         journal(session, job, "INFO", f"credential rotation requested by {actor or 'unknown'}")
         submission = Submission(job.id, department_id, True, job.state)
@@ -74,7 +74,8 @@ def rotate_due(settings: Settings) -> list[str]:
     started = []
     for department_id in due_for_rotation(_last_rotations(), utcnow(), interval):
         try:
-            started.append(str(request_rotation(department_id, SCHEDULER).job_id))
+            submission = request_rotation(department_id, SCHEDULER, settings=settings)
+            started.append(str(submission.job_id))
         except (Conflict, NotFound) as exc:  # busy or gone: the next run tries again
             logger.info("scheduled rotation of %s not started: %s", department_id, exc)
     return started
