@@ -172,7 +172,7 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
     finally:
         # Also when start-up failed: nothing of this session may outlive it.
         services.stop()
-        from app.providers.container_local import stop_all_agents
+        from app.providers.agent_process import stop_all_agents
 
         stop_all_agents(run_dir)
         stack.run_script(["scripts/caddy.sh", "stop"], caddy_env)

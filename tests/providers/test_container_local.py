@@ -23,15 +23,9 @@ import pytest
 import requests
 from psycopg2 import sql
 
+from app.providers.agent_resources import MEMORY_FLOOR_BYTES, parse_cpu, parse_memory, plan_cpu
 from app.providers.base import DepartmentContext, ProviderError
-from app.providers.container_local import (
-    MEMORY_FLOOR_BYTES,
-    PROJECT_ROOT,
-    LocalContainerProvider,
-    parse_cpu,
-    parse_memory,
-    plan_cpu,
-)
+from app.providers.container_local import PROJECT_ROOT, LocalContainerProvider
 from tests.support.agent_env import (
     MemorySecrets,
     TenantDatabase,

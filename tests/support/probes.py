@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg2
 import requests
 
-from app.providers.container_local import find_agent_pids
+from app.providers.agent_process import find_agent_pids
 
 
 def tenant_schema_exists(dbname: str, department_id: str) -> bool:

@@ -123,7 +123,7 @@ def _container(context: DepartmentContext, settings: Settings) -> tuple[dict, di
         return {"runtime": "railway", "service": f"dept-{context.department_id}", **resources}, {
             "service": None
         }  # unknown without calling Railway; see README
-    from app.providers.container_local import find_agent_pids
+    from app.providers.agent_process import find_agent_pids
 
     pids = find_agent_pids(context.department_id)
     return {
