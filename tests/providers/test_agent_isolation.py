@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.providers import agent_users
-from tests.providers.test_container_local import (  # noqa: F401 - fixtures
-    Department,
-    bare_context,
-    department,
-    postgres_database,
-)
+from tests.providers.conftest import Department, bare_context
 
 pytestmark = [
     pytest.mark.slow,
@@ -99,9 +94,7 @@ def test_agents_cannot_read_each_others_environment(department: Department) -> N
     other = agent_users.ensure_identity(other_id, agent_users.DEFAULT_HOME_ROOT)
     try:
         assert other.isolated and other.uid != first["uid"]
-        assert read_as(other.uid, other.gid, f"/proc/{first['pid']}/environ").startswith(
-            "refused"
-        )
+        assert read_as(other.uid, other.gid, f"/proc/{first['pid']}/environ").startswith("refused")
     finally:
         agent_users.remove_identity(other_id, agent_users.DEFAULT_HOME_ROOT)
     own = pwd.getpwnam(agent_users.user_name(department.department_id))
