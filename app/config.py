@@ -65,7 +65,10 @@ class Settings:
     # Browser origins allowed to call the API cross-origin; empty keeps CORS closed.
     CORS_ORIGINS: tuple[str, ...] = ()
 
-    CONTAINER_RUNTIME: str = "local"
+    # Empty: "docker" when an engine answers at DOCKER_HOST, else "local" (load_settings).
+    CONTAINER_RUNTIME: str = ""
+    DOCKER_HOST: str = ""
+    AGENT_IMAGE: str = ""  # empty: the tag app/providers/agent_image.py builds from the sources
     GATEWAY_DRIVER: str = "caddy"
     WORKFLOWS_DRIVER: str = "n8n"
     OAUTH_DRIVER: str = "builtin"
@@ -167,9 +170,19 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         if name in os.environ
     }
     values.update(overrides or {})
+    values.update(_container_defaults(values))
     settings = Settings(**values)
     validate(settings)
     return settings
+
+
+def _container_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """Fills DOCKER_HOST and CONTAINER_RUNTIME when unset (one socket probe)."""
+    from app.docker_host import default_docker_host, engine_answers
+
+    host = values.get("DOCKER_HOST") or default_docker_host()
+    runtime = values.get("CONTAINER_RUNTIME") or ("docker" if engine_answers(host) else "local")
+    return {"DOCKER_HOST": host, "CONTAINER_RUNTIME": runtime}
 
 
 def _valid_fernet_key(key: str) -> bool:
@@ -214,8 +227,8 @@ RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
         "FAULT_INJECTION_ENABLED is a test-only setting; refusing it in production",
     ),
     (
-        lambda s: s.CONTAINER_RUNTIME in ("local", "railway"),
-        "CONTAINER_RUNTIME must be 'local' or 'railway'",
+        lambda s: s.CONTAINER_RUNTIME in ("docker", "local", "railway"),
+        "CONTAINER_RUNTIME must be 'docker', 'local' or 'railway'",
     ),
     (
         lambda s: s.CONTAINER_RUNTIME != "railway" or _railway_complete(s),
