@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: demo up down test lint venv env services components migrate status bench fuzz
+.PHONY: demo up down test lint venv env services components migrate status bench fuzz deps-demo deps-test
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt
@@ -18,12 +18,18 @@ venv: .venv/.installed
 env: venv
 	@$(PY) scripts/make_env.py
 
-services:
+# System packages (apt-get, only what is missing): PostgreSQL, Redis, Caddy, npm;
+# `deps-test` adds Chromium for the dashboard tests.
+deps-demo:
+	@scripts/system_deps.sh demo
+deps-test:
+	@scripts/system_deps.sh test
+
+services: deps-demo
 	@scripts/services.sh
 
 # Caddy (gateway) and n8n (workflows): the components the saga drives.
 components: services
-	@command -v caddy >/dev/null || { echo "Installing Caddy (Debian package)"; apt-get install -y -qq caddy >/dev/null || { apt-get update -qq && apt-get install -y -qq caddy >/dev/null; }; }
 	@scripts/caddy.sh start
 	@scripts/n8n.sh install start setup
 
@@ -59,8 +65,7 @@ down:
 	@scripts/caddy.sh stop || true
 	@scripts/n8n.sh stop || true
 
-test: venv services
-	@command -v caddy >/dev/null || { apt-get update -qq && apt-get install -y -qq caddy >/dev/null; }
+test: deps-test venv services
 	@scripts/n8n.sh install
 	.venv/bin/ruff check .
 	.venv/bin/mypy

@@ -1,3 +1,4 @@
-from app import create_app
+from app import config, create_app
 
-app = create_app()
+with config.reported_at_start():  # bad settings: one message and exit 3, no traceback
+    app = create_app()

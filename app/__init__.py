@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -19,7 +18,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         # Development only (config.validate refuses this elsewhere): tokens last
         # until restart. `make env` writes a persistent one to .env.
         logging.getLogger("provisioning").warning("JWT_SECRET unset: using a random one")
-        settings = replace(settings, JWT_SECRET=secrets.token_urlsafe(48))
+        settings = settings.model_copy(update={"JWT_SECRET": secrets.token_urlsafe(48)})
     config.install(settings)
     from app.observability.logs import configure_logging
 
@@ -32,7 +31,38 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     db.init(settings.DATABASE_URL)
     _init_extensions(app, settings)
+    _check_secrets_key(app, settings)
     return app
+
+
+def _check_secrets_key(app: Flask, settings: config.Settings) -> None:
+    """Stored secrets that the configured key cannot open are named once, here,
+    instead of as an InvalidToken in every job that touches them."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.domain.services.secrets_keys import check_stored_secrets
+
+    try:
+        result = check_stored_secrets(settings.SECRETS_KEY)
+    except SQLAlchemyError as exc:
+        # No database yet (before `make migrate`) or unreachable: not this check's to report.
+        logging.getLogger("provisioning").debug("secrets key check skipped: %s", exc)
+        return
+    app.extensions["secrets_key_check"] = result
+    if result.ok:
+        return
+    # The CLI refuses per command instead, so that `flask secrets` can still help.
+    if settings.is_production and not _under_flask_cli():
+        raise config.ConfigError(result.line())
+    logging.getLogger("provisioning").error(result.line())
+
+
+def _under_flask_cli() -> bool:
+    import click
+    from flask.cli import ScriptInfo
+
+    context = click.get_current_context(silent=True)
+    return context is not None and context.find_object(ScriptInfo) is not None
 
 
 def _openapi_settings() -> dict[str, Any]:
@@ -75,6 +105,7 @@ def _init_extensions(app: Flask, settings: config.Settings) -> None:
 def _init_http(app: Flask, settings: config.Settings) -> None:
     from app.api.auth import init_auth
     from app.api.limits import init_limits
+    from app.api.problems import init_problems
     from app.api.security_headers import init_security_headers
     from app.observability.logs import init_request_ids
 
@@ -82,17 +113,16 @@ def _init_http(app: Flask, settings: config.Settings) -> None:
     init_auth(app, settings.JWT_SECRET)
     init_security_headers(app, settings)
     init_limits(app, settings)
-    _answer_405_with_allow(app)
+    init_problems(app)
 
 
 def _register_api(app: Flask) -> None:
     """The JSON API, documented in /openapi.json."""
-    from flask_smorest import Api
-
     from app.api import audit, departments, events, metrics, provisioning, webhooks
     from app.api.converters import init_converters
+    from app.api.openapi import ContractApi
 
-    api = Api(app)
+    api = ContractApi(app)
     init_converters(app, api)
     for module in (provisioning, departments, events, audit, webhooks, metrics):
         api.register_blueprint(module.blp)
@@ -124,17 +154,3 @@ def _init_webhooks() -> None:
     from app.domain.services import webhooks
 
     webhooks.install()
-
-
-def _answer_405_with_allow(app: Flask) -> None:
-    """flask-smorest's JSON error body drops the Allow header RFC 9110 requires."""
-    from flask import jsonify
-    from werkzeug.exceptions import MethodNotAllowed
-
-    def method_not_allowed(exc: MethodNotAllowed) -> Any:
-        response = jsonify(code=405, status="Method Not Allowed", message=exc.description)
-        response.status_code = 405
-        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods or []))
-        return response
-
-    app.register_error_handler(MethodNotAllowed, method_not_allowed)

@@ -212,10 +212,14 @@ def drift_command(repair: bool, wait: bool) -> None:
     findings = detect_drift(config.current(), repair=repair or None)
     for finding in findings:
         started = f" (repair job {finding.repair_job})" if finding.repair_job else ""
+        if finding.not_repaired:
+            started = f" (not repaired: {finding.not_repaired})"
         click.echo(f"{finding.department_id}: DEGRADED: {', '.join(finding.failing)}{started}")
     click.echo(f"{len(findings)} department(s) drifted")
     jobs = [f.repair_job for f in findings if f.repair_job]
     if wait and any(_wait_quietly(uuid.UUID(job)) != "completed" for job in jobs):
+        raise SystemExit(1)
+    if any(f.not_repaired for f in findings):
         raise SystemExit(1)
 
 
@@ -269,5 +273,9 @@ def create_token_command(email: str, role: str, department_id: str | None, ttl: 
 
 
 def register_cli(app: Flask) -> None:
-    app.cli.add_command(provisioning_cli)
-    app.cli.add_command(token_cli)
+    from app.cli_secrets import refuse_wrong_key, secrets_cli
+
+    for group in (provisioning_cli, token_cli):
+        group.callback = refuse_wrong_key
+        app.cli.add_command(group)
+    app.cli.add_command(secrets_cli)

@@ -1,110 +1,83 @@
 """Settings, read once from the environment (and an optional .env file).
 
-Every setting is named after its environment variable. A missing or invalid
-value fails at start with a message that names it, rather than at first use.
+Every setting is named after its environment variable; the original service's
+names (`NODE_ENV`, `N8N_BASE_URL`, `DB_*`) are accepted as aliases. Every
+missing or invalid value is reported at start, all at once, naming each
+variable (see app/config_types.py for how values are written). The README's
+settings table is generated from this model: `python -m app.config_doc --write`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
 from dotenv import load_dotenv
-from sqlalchemy.engine import make_url
+from pydantic import AliasChoices, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import URL, make_url
+
+from app.config_fields import (
+    PROJECT_ROOT,
+    ApiSettings,
+    ComponentSettings,
+    OperationsSettings,
+    ProcessSettings,
+    StateSettings,
+    TimingSettings,
+    WebhookSettings,
+)
+from app.config_rules import broken_rules
+from app.config_types import ConfigError, describe_errors, format_problems
+
+__all__ = ["ConfigError", "Settings", "current", "install", "load_settings"]
 
 ENVIRONMENTS = ("development", "test", "production")
-MIN_SECRET_LENGTH = 32
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# gunicorn stops (rather than respawning workers forever) on this exit code.
+CONFIG_EXIT_CODE = 3
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "_KEY", "DATABASE_URL", "REDIS_URL")
 
 
-class ConfigError(RuntimeError):
-    """A setting is missing or invalid; the message names it."""
+class Settings(
+    ProcessSettings,
+    StateSettings,
+    TimingSettings,
+    ApiSettings,
+    ComponentSettings,
+    OperationsSettings,
+    WebhookSettings,
+):
+    """The process's settings. Attributes are typed values: durations in seconds."""
 
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper(cls, raw: object) -> object:
+        return raw.upper() if isinstance(raw, str) else raw
 
-def _default_database_url() -> str:
-    """Builds the state database URL from the seed's DB_* variables when given."""
-    user = os.environ.get("DB_USER", "postgres")
-    password = os.environ.get("DB_PASSWORD", "")
-    auth = f"{user}:{password}" if password else user
-    host = os.environ.get("DB_HOST", "127.0.0.1")
-    port = os.environ.get("DB_PORT", "5432")
-    name = os.environ.get("DB_NAME", "provisioning")
-    return f"postgresql+psycopg2://{auth}@{host}:{port}/{name}"
+    @model_validator(mode="before")
+    @classmethod
+    def _state_url_from_parts(cls, data: Any) -> Any:
+        """The original service configures its database as DB_HOST..DB_PASSWORD."""
+        if isinstance(data, dict) and not data.get("DATABASE_URL"):
+            url = _url_from_parts(data)
+            if url:
+                return {**data, "DATABASE_URL": url}
+        return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _container_defaults(cls, data: Any) -> Any:
+        """An unset runtime is `docker` where an engine answers (one socket probe)."""
+        if not isinstance(data, dict):
+            return data
+        from app.docker_host import default_docker_host, engine_answers
 
-@dataclass(frozen=True)
-class Settings:
-    APP_ENV: str = "development"
-    PORT: int = 3000
-    PUBLIC_BASE_URL: str = ""
-    DATABASE_URL: str = field(default_factory=_default_database_url)
-    TENANT_DATABASE_URL: str = ""
-    REDIS_URL: str = "redis://127.0.0.1:6379/0"
-    JWT_SECRET: str = ""
-    SECRETS_KEY: str = ""
-    RUN_DIR: str = str(PROJECT_ROOT / ".run")
-
-    MAX_PROVISIONING_TIME: float = 300.0
-    STEP_TIMEOUT: float = 60.0
-    STALL_TIMEOUT: float = 90.0
-    HEARTBEAT_INTERVAL: float = 5.0
-    SWEEP_INTERVAL: float = 15.0
-    RETRY_MAX: int = 3
-    RETRY_BASE: float = 1.0
-    RETRY_FACTOR: float = 2.0
-    RETRY_JITTER: float = 0.5
-    VALIDATION_RETRY_MAX: int = 6
-
-    PROVISION_RATE_LIMIT: str = "10 per hour"
-    API_RATE_LIMIT: str = "100 per minute"
-    REGIONS: tuple[str, ...] = ("us-east", "us-west", "eu-west", "eu-central", "ap-southeast")
-    # Browser origins allowed to call the API cross-origin; empty keeps CORS closed.
-    CORS_ORIGINS: tuple[str, ...] = ()
-
-    # Empty: "docker" when an engine answers at DOCKER_HOST, else "local" (load_settings).
-    CONTAINER_RUNTIME: str = ""
-    DOCKER_HOST: str = ""
-    AGENT_IMAGE: str = ""  # empty: the tag app/providers/agent_image.py builds from the sources
-    GATEWAY_DRIVER: str = "caddy"
-    WORKFLOWS_DRIVER: str = "n8n"
-    OAUTH_DRIVER: str = "builtin"
-    CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
-    GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
-    N8N_URL: str = "http://127.0.0.1:5678"
-    N8N_API_KEY: str = ""
-    OAUTH_ISSUER: str = ""
-    OAUTH_TOKEN_TTL: int = 3600
-    RAILWAY_API_URL: str = "https://backboard.railway.com/graphql/v2"
-    RAILWAY_API_TOKEN: str = ""
-    RAILWAY_PROJECT_ID: str = ""
-    RAILWAY_ENVIRONMENT_ID: str = ""
-    RAILWAY_IMAGE: str = ""
-
-    DEPROVISION_REQUIRE_CONFIRM: bool = False
-    DRIFT_CHECK_INTERVAL: float = 300.0  # seconds between fleet health sweeps; 0 turns them off
-    AUTO_REPAIR: bool = False
-
-    # Observability: LOG_FORMAT json|text (empty: text in development, json elsewhere);
-    # METRICS_TOKEN guards /metrics (empty: loopback clients only).
-    LOG_FORMAT: str = ""
-    LOG_LEVEL: str = "INFO"
-    METRICS_TOKEN: str = ""
-
-    # Webhooks: every job state change is POSTed, signed, to these URLs and to
-    # the department's callbackUrl. An unset WEBHOOK_SECRET derives a
-    # per-install key from SECRETS_KEY (app/domain/webhook_security.py).
-    WEBHOOK_URLS: tuple[str, ...] = ()
-    WEBHOOK_SECRET: str = ""
-    WEBHOOK_ALLOW_PRIVATE: bool = False
-    WEBHOOK_TIMEOUT: float = 10.0
-    WEBHOOK_MAX_ATTEMPTS: int = 8
-    WEBHOOK_RETRY_BASE: float = 5.0
-
-    FAULT_INJECTION_ENABLED: bool = False
+        host = data.get("DOCKER_HOST") or default_docker_host()
+        runtime = data.get("CONTAINER_RUNTIME") or ("docker" if engine_answers(host) else "local")
+        return {**data, "DOCKER_HOST": host, "CONTAINER_RUNTIME": runtime}
 
     @property
     def is_production(self) -> bool:
@@ -136,139 +109,83 @@ class Settings:
         return (self.OAUTH_ISSUER or self.base_url).rstrip("/")
 
 
-def _coerce(name: str, raw: str, target: Any) -> Any:
+def _url_from_parts(data: dict[str, Any]) -> str:
     try:
-        if target is bool:
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-        if target is int:
-            return int(raw)
-        if target is float:
-            return float(raw)
-        if target == tuple[str, ...]:
-            return tuple(item.strip() for item in raw.split(",") if item.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a valid {target.__name__}") from exc
-    return raw
+        port = int(data.get("DB_PORT", 5432))
+    except (TypeError, ValueError):
+        return ""  # DB_PORT itself is reported
+    return URL.create(
+        "postgresql+psycopg2",
+        username=data.get("DB_USER", "postgres"),
+        password=data.get("DB_PASSWORD") or None,
+        host=data.get("DB_HOST", "127.0.0.1"),
+        port=port,
+        database=data.get("DB_NAME", "provisioning"),
+    ).render_as_string(hide_password=False)
+
+
+def is_secret(name: str) -> bool:
+    return any(word in name for word in _SECRET_WORDS)
+
+
+def environment_names(field_name: str) -> list[str]:
+    """The variables a setting is read from, in order of precedence."""
+    info = Settings.model_fields.get(field_name)
+    alias = info.validation_alias if info else None
+    return [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else [field_name]
+
+
+def _written_as(field_name: str) -> str:
+    """The variable the user actually set for a setting (NODE_ENV for APP_ENV, say)."""
+    names = environment_names(field_name)
+    return next((name for name in names if name in os.environ), names[0])
+
+
+def _defaults_for(names: set[str]) -> dict[str, Any]:
+    fields = Settings.model_fields
+    return {
+        name: fields[name].get_default(call_default_factory=True)
+        for name in names
+        if name in fields
+    }
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """Reads the environment (after .env) and validates the result."""
+    """Reads the environment (after .env) and validates the result: every
+    problem is collected, then raised as one ConfigError."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
-    if "NODE_ENV" in os.environ and "APP_ENV" not in os.environ:
-        os.environ["APP_ENV"] = os.environ["NODE_ENV"]  # the seed's name for it
-    hints = {f.name: f.type for f in fields(Settings)}
-    types = {
-        "int": int,
-        "float": float,
-        "bool": bool,
-        "str": str,
-        "tuple[str, ...]": tuple[str, ...],
-    }
-    values: dict[str, Any] = {
-        name: _coerce(name, os.environ[name], types[str(hint)])
-        for name, hint in hints.items()
-        if name in os.environ
-    }
-    values.update(overrides or {})
-    values.update(_container_defaults(values))
-    settings = Settings(**values)
-    validate(settings)
+    given = dict(overrides or {})
+    try:
+        return _checked(Settings(**given), set(), [])
+    except ValidationError as exc:
+        problems = describe_errors(exc.errors(), is_secret, _written_as)
+    unparsed = {field for field, _ in problems}
+    messages = [message for _, message in problems]
+    try:
+        # Judge the other settings with defaults in place of the unparsable ones,
+        # so one run reports everything wrong.
+        fallback = Settings(**{**given, **_defaults_for(unparsed)})
+    except ValidationError:
+        raise ConfigError(format_problems(messages)) from None
+    return _checked(fallback, unparsed, messages)
+
+
+def _checked(settings: Settings, unparsed: set[str], messages: list[str]) -> Settings:
+    problems = messages + broken_rules(settings, unparsed)
+    if problems:
+        raise ConfigError(format_problems(problems))
     return settings
 
 
-def _container_defaults(values: dict[str, Any]) -> dict[str, Any]:
-    """Fills DOCKER_HOST and CONTAINER_RUNTIME when unset (one socket probe)."""
-    from app.docker_host import default_docker_host, engine_answers
-
-    host = values.get("DOCKER_HOST") or default_docker_host()
-    runtime = values.get("CONTAINER_RUNTIME") or ("docker" if engine_answers(host) else "local")
-    return {"DOCKER_HOST": host, "CONTAINER_RUNTIME": runtime}
-
-
-def _valid_fernet_key(key: str) -> bool:
+@contextmanager
+def reported_at_start() -> Iterator[None]:
+    """For entry points (gunicorn, Celery, flask CLI): bad settings print their
+    one message and exit, instead of a traceback."""
     try:
-        Fernet(key.encode())
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def _railway_complete(settings: Settings) -> bool:
-    required = (
-        "RAILWAY_API_TOKEN",
-        "RAILWAY_PROJECT_ID",
-        "RAILWAY_ENVIRONMENT_ID",
-        "RAILWAY_IMAGE",
-    )
-    return all(getattr(settings, name) for name in required)
-
-
-def _webhook_url_ok(url: str) -> bool:
-    from app.domain.webhook_security import url_refusal
-
-    # Private hosts are judged at delivery against WEBHOOK_ALLOW_PRIVATE; only
-    # what is never acceptable stops the start.
-    return url_refusal(url, allow_private=True) is None
-
-
-# Each rule: (it holds, the message naming the setting when it does not).
-RULES: tuple[tuple[Callable[[Settings], bool], str], ...] = (
-    (lambda s: s.APP_ENV in ENVIRONMENTS, f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}"),
-    (
-        lambda s: len(s.JWT_SECRET) >= MIN_SECRET_LENGTH or s.APP_ENV == "development",
-        f"JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters",
-    ),
-    (
-        lambda s: _valid_fernet_key(s.SECRETS_KEY),
-        "SECRETS_KEY must be a Fernet key (`make env` writes one to .env)",
-    ),
-    (
-        lambda s: not (s.is_production and s.FAULT_INJECTION_ENABLED),
-        "FAULT_INJECTION_ENABLED is a test-only setting; refusing it in production",
-    ),
-    (
-        lambda s: s.CONTAINER_RUNTIME in ("docker", "local", "railway"),
-        "CONTAINER_RUNTIME must be 'docker', 'local' or 'railway'",
-    ),
-    (
-        lambda s: s.CONTAINER_RUNTIME != "railway" or _railway_complete(s),
-        "CONTAINER_RUNTIME=railway needs RAILWAY_API_TOKEN, RAILWAY_PROJECT_ID, "
-        "RAILWAY_ENVIRONMENT_ID and RAILWAY_IMAGE",
-    ),
-    (lambda s: s.STEP_TIMEOUT > 0, "STEP_TIMEOUT must be positive"),
-    (lambda s: s.MAX_PROVISIONING_TIME > 0, "MAX_PROVISIONING_TIME must be positive"),
-    (lambda s: s.STALL_TIMEOUT > 0, "STALL_TIMEOUT must be positive"),
-    (lambda s: s.RETRY_BASE > 0, "RETRY_BASE must be positive"),
-    (lambda s: s.RETRY_MAX >= 0, "RETRY_MAX must not be negative"),
-    (lambda s: bool(s.REGIONS), "REGIONS must list at least one region"),
-    (
-        lambda s: all(_webhook_url_ok(url) for url in s.WEBHOOK_URLS),
-        "WEBHOOK_URLS must be http(s) URLs with a host, none link-local or a metadata address",
-    ),
-    (
-        lambda s: not s.WEBHOOK_SECRET or len(s.WEBHOOK_SECRET) >= MIN_SECRET_LENGTH,
-        f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters",
-    ),
-    (
-        # Receivers must be able to verify signatures, so production names the key.
-        lambda s: not (s.is_production and s.WEBHOOK_URLS and not s.WEBHOOK_SECRET),
-        "WEBHOOK_URLS needs WEBHOOK_SECRET in production",
-    ),
-    (lambda s: s.WEBHOOK_TIMEOUT > 0, "WEBHOOK_TIMEOUT must be positive"),
-    (lambda s: s.WEBHOOK_MAX_ATTEMPTS >= 1, "WEBHOOK_MAX_ATTEMPTS must be at least 1"),
-    (lambda s: s.WEBHOOK_RETRY_BASE > 0, "WEBHOOK_RETRY_BASE must be positive"),
-    (lambda s: s.LOG_FORMAT in ("", "json", "text"), "LOG_FORMAT must be json or text"),
-    (
-        lambda s: s.LOG_LEVEL.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-        "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
-    ),
-)
-
-
-def validate(settings: Settings) -> None:
-    for holds, message in RULES:
-        if not holds(settings):
-            raise ConfigError(message)
+        yield
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(CONFIG_EXIT_CODE) from None
 
 
 _current: Settings | None = None

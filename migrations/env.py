@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import app.oauth.models  # noqa: F401 - registers the OAuth tables on Base
-from app.config import load_settings
+from app.config import load_settings, reported_at_start
 from app.persistence import audit_models, webhook_models  # noqa: F401 - register tables
 from app.persistence.models import Base
 
@@ -20,7 +20,10 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    url = context.config.attributes.get("url") or load_settings().DATABASE_URL
+    url = context.config.attributes.get("url")
+    if not url:
+        with reported_at_start():
+            url = load_settings().DATABASE_URL
     engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)

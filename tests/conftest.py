@@ -64,10 +64,15 @@ def _drop_databases(*names: str) -> None:
 
 
 def _fresh_databases() -> None:
+    from app.providers.database_lockdown import STACK_DATABASES, ensure, lock_down
+
     _drop_databases(TEST_DB, f"{TEST_DB}_tenants")
     _drop_test_roles()
-    for name in (TEST_DB, f"{TEST_DB}_tenants"):
-        _admin_sql(f'CREATE DATABASE "{name}"')
+    # What `make migrate` does: both created closed to PUBLIC, and so is every
+    # other database of the stack.
+    ensure(STATE_URL)
+    ensure(TENANT_URL)
+    lock_down(STATE_URL, (*STACK_DATABASES, TEST_DB, f"{TEST_DB}_tenants"))
 
 
 def _migrate() -> None:
@@ -125,8 +130,8 @@ def test_env(run_dir: Path, n8n_api_key: str, container_runtime: dict[str, str])
         "N8N_URL": "http://127.0.0.1:5678",
         "N8N_API_KEY": n8n_api_key,
         "FAULT_INJECTION_ENABLED": "1",
-        "STEP_TIMEOUT": "30",
-        "MAX_PROVISIONING_TIME": "180",
+        "STEP_TIMEOUT": "30s",
+        "MAX_PROVISIONING_TIME": "180s",
         "STALL_TIMEOUT": "5",
         "SWEEP_INTERVAL": "1",
         "HEARTBEAT_INTERVAL": "1",

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.fernet import Fernet
 
 from app.config import ConfigError, load_settings
+from tests.support.settings_env import REQUIRED, clear_settings_environment
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Other tests export their settings; these tests start from nothing."""
-    from dataclasses import fields
-
-    from app.config import Settings
-
-    for field in fields(Settings):
-        monkeypatch.delenv(field.name, raising=False)
-    monkeypatch.setattr("app.config.load_dotenv", lambda *a, **k: False)
+    clear_settings_environment(monkeypatch)
 
 
-GOOD = {"JWT_SECRET": "j" * 40, "SECRETS_KEY": Fernet.generate_key().decode(), "APP_ENV": "test"}
+GOOD = {**REQUIRED, "APP_ENV": "test"}
 
 
 def test_good_settings_load() -> None:
@@ -48,7 +41,7 @@ def test_bad_settings_are_refused_by_name(overrides: dict[str, object], named: s
 def test_environment_values_are_parsed_and_bad_numbers_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("STEP_TIMEOUT", "12.5")
+    monkeypatch.setenv("STEP_TIMEOUT", "12.5s")
     monkeypatch.setenv("REGIONS", "a, b")
     settings = load_settings(GOOD)
     assert settings.STEP_TIMEOUT == 12.5 and settings.REGIONS == ("a", "b")

@@ -11,9 +11,11 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, jsonify
+from flask import Flask
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import JWTManager, create_access_token, get_jwt, verify_jwt_in_request
+
+from app.api.problems import problem
 
 ROLES = ("admin", "department")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,7 +37,7 @@ def init_auth(app: Flask, secret: str) -> None:
     manager = JWTManager(app)
 
     def unauthorized(reason: str) -> ResponseReturnValue:
-        return jsonify(code=401, status="Unauthorized", message=reason), 401
+        return problem(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
     manager.unauthorized_loader(unauthorized)
     manager.invalid_token_loader(unauthorized)
@@ -47,7 +49,7 @@ def init_auth(app: Flask, secret: str) -> None:
 
     @app.errorhandler(Forbidden)
     def forbidden(exc: Forbidden) -> ResponseReturnValue:
-        return jsonify(code=403, status="Forbidden", message=str(exc)), 403
+        return problem(403, str(exc))
 
 
 def _claims_complete(payload: dict[str, Any]) -> bool:

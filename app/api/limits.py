@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
+from app.api.problems import problem
 from app.config import Settings
 
 
@@ -37,6 +38,4 @@ def init_limits(app: Flask, settings: Settings) -> None:
     @app.errorhandler(RateLimitExceeded)
     def too_many(exc: RateLimitExceeded) -> ResponseReturnValue:
         # Flask-Limiter's after_request hook adds Retry-After and X-RateLimit-*.
-        return jsonify(
-            code=429, status="Too Many Requests", message=f"rate limit exceeded: {exc.description}"
-        ), 429
+        return problem(429, f"rate limit exceeded: {exc.description}")

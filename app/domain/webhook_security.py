@@ -33,26 +33,54 @@ METADATA_NETWORKS = (
     ipaddress.ip_network("fd00:ec2::254/128"),  # AWS over IPv6 (inside fc00::/7)
     ipaddress.ip_network("100.100.100.200/32"),  # Alibaba Cloud
 )
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges whose addresses carry an IPv4 one that routers or translators
+# will deliver to: NAT64 (RFC 6052 well-known and RFC 8215 local-use prefixes)
+# and SIIT's IPv4-translated form (RFC 2765). IPv4-mapped, IPv4-compatible,
+# 6to4 and Teredo are recognised below.
+NAT64 = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+)
+IPV4_COMPATIBLE = ipaddress.ip_network(
+    "::/96"
+)  # ::a.b.c.d (deprecated, still routed by some stacks)
 
 
 class RefusedAddress(Exception):
     """The URL's host is, or resolves to, an address webhooks may not reach."""
 
 
-def _embedded_ipv4(ip: IPAddress) -> IPAddress:
-    """An IPv6 address that merely wraps an IPv4 one is judged as that IPv4."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip in NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return ip
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 one wraps: a webhook to it reaches them too,
+    so each is judged as if it were the destination."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if any(ip in network for network in NAT64):
+        found.append(low32)
+    if ip in IPV4_COMPATIBLE and int(ip) > 1:  # not :: or ::1, judged as themselves
+        found.append(low32)
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found.extend(ip.teredo)  # (server, client)
+    return found
 
 
 def address_refusal(ip: IPAddress, allow_private: bool) -> str | None:
     """Why ``ip`` may not receive webhooks, or None if it may."""
-    ip = _embedded_ipv4(ip)
+    for inner in embedded_ipv4(ip):
+        reason = _plain_refusal(inner, allow_private)
+        if reason is not None:
+            return f"{ip} embeds {reason}"
+    return _plain_refusal(ip, allow_private)
+
+
+def _plain_refusal(ip: IPAddress, allow_private: bool) -> str | None:
     if any(ip in network for network in METADATA_NETWORKS):
         return f"{ip} is a cloud metadata address"
     if ip.is_link_local:

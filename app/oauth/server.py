@@ -18,7 +18,7 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.jose import JoseError, JsonWebToken, OctKey
@@ -36,6 +36,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from flask import Flask
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import CursorResult
 
 from app.config import ConfigError, Settings
 from app.oauth.models import CONFIDENTIAL_AUTH_METHODS, OAuthClient, OAuthToken
@@ -202,7 +203,11 @@ def revoke_client(client_id: str) -> None:
 def purge_expired_tokens(older_than: datetime) -> int:
     """Deletes token rows that expired before ``older_than``; for a periodic task."""
     with db.transaction() as session:
-        result = session.execute(delete(OAuthToken).where(OAuthToken.expires_at < older_than))
+        # A DML statement's result is a cursor result, which has the row count.
+        result = cast(
+            CursorResult[Any],
+            session.execute(delete(OAuthToken).where(OAuthToken.expires_at < older_than)),
+        )
     return int(result.rowcount or 0)
 
 

@@ -94,6 +94,7 @@ def secret_literals(settings: Settings) -> list[str]:
     values = [
         settings.JWT_SECRET,
         settings.SECRETS_KEY,
+        *settings.SECRETS_KEY.split(","),
         settings.N8N_API_KEY,
         settings.RAILWAY_API_TOKEN,
         settings.METRICS_TOKEN,

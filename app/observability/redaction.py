@@ -21,20 +21,41 @@ SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 # (pattern, replacement): each keeps the harmless prefix so the line stays readable.
+#
+# Every pattern runs on caller-controlled text (request paths, headers, bodies
+# quoted in errors), so each must take linear time whatever the input: a match
+# may only start where a run of its characters starts (the negative lookbehind),
+# runs are consumed possessively (no backtracking into them), and the parts a
+# match must look ahead through are bounded. A pattern that can restart inside a
+# run, or backtrack over an unbounded one, took 76 s on "/" + "token" * 700.
+_KEY_CHARS = r"[\w-]"
+_KEY_WORDS = r"(?:pass(?:word|wd)|secret|token|api[_-]?key|credential)"
 VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host
     (
-        re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)", re.IGNORECASE),
+        re.compile(
+            r"(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}+://[^:/@\s]{1,256}+:)[^@\s]{1,1024}+(@)",
+            re.IGNORECASE,
+        ),
         rf"\1{REDACTED}\2",
     ),
-    (re.compile(r"(\bbearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\1{REDACTED}"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
-    (re.compile(r"\bgAAAAA[A-Za-z0-9_-]{20,}={0,2}"), REDACTED),  # Fernet tokens
-    # password=..., "client_secret": "...", api_key: ...
+    (
+        re.compile(r"(?<![\w-])(bearer\s{1,16}+)[A-Za-z0-9._~+/=-]++", re.IGNORECASE),
+        rf"\1{REDACTED}",
+    ),
+    (
+        re.compile(r"(?<![\w-])eyJ[\w-]++\.eyJ[\w-]++\.[\w-]*+", re.ASCII),
+        REDACTED,
+    ),
+    (re.compile(r"(?<![\w-])gAAAAA[\w-]{20,}+={0,2}+", re.ASCII), REDACTED),  # Fernet tokens
+    # password=..., "client_secret": "...", api_key: ... The lookahead finds the
+    # secret word within the key's own run (at most 128 characters) without
+    # committing to where it is.
     (
         re.compile(
-            r"""(["']?[\w-]*(?:pass(?:word|wd)|secret|token|api[_-]?key|credential)[\w-]*["']?"""
-            r"""\s*[:=]\s*["']?)([^"'\s,;&}\]]+)""",
+            rf"""(?<!{_KEY_CHARS})(["']?(?={_KEY_CHARS}{{0,128}}?{_KEY_WORDS})"""
+            rf"""{_KEY_CHARS}{{1,128}}+["']?\s{{0,16}}+[:=]\s{{0,16}}+["']?)"""
+            r"""([^"'\s,;&}\]]++)""",
             re.IGNORECASE,
         ),
         rf"\1{REDACTED}",

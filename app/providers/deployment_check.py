@@ -11,10 +11,12 @@ from typing import Any
 
 import requests
 
+from app.persistence.secrets import UndecryptableSecret
 from app.providers.base import (
     CheckResult,
     DepartmentContext,
     Provider,
+    ProviderError,
     Stopwatch,
     TransientProviderError,
 )
@@ -56,6 +58,10 @@ class DeploymentCheckProvider:
     def create(self, context: DepartmentContext) -> dict[str, Any]:
         results = self.run_checks(context)
         failing = [f"{r.name}: {r.detail or 'unhealthy'}" for r in results if not r.healthy]
+        hopeless = [f"{r.name}: {r.detail}" for r in results if r.data.get("hopeless")]
+        if hopeless:
+            # Waiting cannot make a wrong key right: fail now, with the reason.
+            raise ProviderError("; ".join(hopeless))
         if failing:
             raise TransientProviderError("deployment not healthy yet: " + "; ".join(failing))
         return {"checks": {r.name: r.latency_ms for r in results}}
@@ -76,6 +82,9 @@ def _safe_check(
     watch = Stopwatch()
     try:
         return check(context)
+    except UndecryptableSecret as exc:
+        name = getattr(getattr(check, "__self__", None), "name", "check")
+        return CheckResult(str(name), False, watch.elapsed_ms, str(exc), {"hopeless": True})
     except Exception as exc:
         name = getattr(
             getattr(check, "__self__", None), "name", getattr(check, "__name__", "check")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import psycopg2
@@ -260,7 +259,7 @@ def test_drift_is_detected_and_repair_recreates_only_what_is_missing(
 @contextmanager
 def _settings(**changes: Any) -> Iterator[None]:
     original = config.current()
-    config.install(replace(original, **changes))
+    config.install(original.model_copy(update=changes))
     try:
         yield
     finally:

@@ -8,7 +8,6 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +108,7 @@ def captured() -> Any:
     from app.observability.logs import build_handler
 
     stream = io.StringIO()
-    settings = replace(config.current(), LOG_FORMAT="json")
+    settings = config.current().model_copy(update={"LOG_FORMAT": "json"})
     handler = build_handler(settings, stream)
     logger = logging.getLogger(f"test.redaction.{uuid.uuid4().hex}")
     logger.addHandler(handler)

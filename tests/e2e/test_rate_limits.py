@@ -43,6 +43,8 @@ def test_provisioning_is_limited_per_client_address(
     refused = codes[-1]
     assert int(refused.headers["Retry-After"]) > 0
     assert refused.json()["code"] == 429 and "rate limit" in refused.json()["message"]
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["status"] == 429 and refused.json()["title"] == "Too Many Requests"
 
 
 def test_other_endpoints_are_limited_per_user_and_status_is_not(

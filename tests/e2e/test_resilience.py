@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 
 from flask.testing import FlaskClient
 
@@ -19,7 +18,8 @@ from tests.support import probes
 def limits(step_timeout: float, job_timeout: float) -> Iterator[None]:
     """Limits are fixed per job when it is submitted; submit with small ones."""
     original = config.current()
-    config.install(replace(original, STEP_TIMEOUT=step_timeout, MAX_PROVISIONING_TIME=job_timeout))
+    changes = {"STEP_TIMEOUT": step_timeout, "MAX_PROVISIONING_TIME": job_timeout}
+    config.install(original.model_copy(update=changes))
     try:
         yield
     finally:

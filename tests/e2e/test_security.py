@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -490,7 +490,7 @@ def test_cors_opens_only_to_configured_origins(live_stack: Stack) -> None:
     from app.api.security_headers import init_security_headers
 
     app = Flask(__name__)
-    settings = replace(config.current(), CORS_ORIGINS=("https://ops.example",))
+    settings = config.current().model_copy(update={"CORS_ORIGINS": ("https://ops.example",)})
     init_security_headers(app, settings)
     app.add_url_rule("/api/ping", "ping", lambda: {"ok": True}, methods=["GET"])
     client = app.test_client()

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
@@ -250,7 +250,7 @@ def test_forbidden_callback_url_is_a_422_and_creates_nothing(
 ) -> None:
     from app import config
 
-    config.install(replace(config.current(), WEBHOOK_ALLOW_PRIVATE=False))
+    config.install(config.current().model_copy(update={"WEBHOOK_ALLOW_PRIVATE": False}))
     payload = department_payload(callbackUrl=url)
 
     response = client.post("/api/provision-department", json=payload, headers=admin_headers)

@@ -40,7 +40,7 @@ const PO = (() => {
     const response = await fetch(path, init);
     const data = await response.json().catch(() => ({}));
     if (response.status === 401) showLogin("The token was refused (expired?). Paste a new one.");
-    if (!response.ok) throw new ApiError(response.status, data.message || response.statusText);
+    if (!response.ok) throw new ApiError(response.status, data.detail || data.message || response.statusText);
     return data;
   }
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.domain.services.health import department_health
 from app.domain.services.lifecycle import request_repair
-from app.domain.services.provisioning import Conflict, active_job
+from app.domain.services.provisioning import Conflict, SecretsUnreadable, active_job
 from app.domain.states import DepartmentStatus
 from app.persistence.database import db
 from app.persistence.models import Department, utcnow
@@ -23,6 +23,8 @@ class DriftFinding:
     department_id: str
     failing: tuple[str, ...]
     repair_job: str | None = None
+    # Why no repair was started although one was asked for.
+    not_repaired: str | None = None
 
 
 def watched_departments() -> list[str]:
@@ -48,16 +50,19 @@ def detect_drift(settings: Settings, repair: bool | None = None) -> list[DriftFi
         if not _record(department_id, failing, result["checks"]):
             continue  # a job started meanwhile; its outcome decides the status
         if failing:
-            job = _start_repair(department_id, failing) if repair else None
-            findings.append(DriftFinding(department_id, failing, job))
+            job, reason = _start_repair(department_id, failing) if repair else (None, None)
+            findings.append(DriftFinding(department_id, failing, job, reason))
     return findings
 
 
-def _start_repair(department_id: str, failing: tuple[str, ...]) -> str | None:
+def _start_repair(department_id: str, failing: tuple[str, ...]) -> tuple[str | None, str | None]:
     try:
-        return str(request_repair(department_id, list(failing), "drift-sweeper").job_id)
+        return str(request_repair(department_id, list(failing), "drift-sweeper").job_id), None
+    except SecretsUnreadable as exc:
+        # A repair that must fail is not started: one line, not a pile of failed jobs.
+        return None, str(exc)
     except Conflict:
-        return None  # a job got there first; its outcome decides
+        return None, None  # a job got there first; its outcome decides
 
 
 def _record(department_id: str, failing: tuple[str, ...], checks: list[dict]) -> bool:

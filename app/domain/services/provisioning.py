@@ -44,6 +44,11 @@ class NotFound(Exception):
     pass
 
 
+class SecretsUnreadable(Conflict):
+    """The department's stored secrets do not decrypt with SECRETS_KEY: any job
+    that needs them would fail, so none is started (HTTP 409, with the reason)."""
+
+
 class IdempotencyMismatch(Exception):
     """The Idempotency-Key was used before for a different request (HTTP 422)."""
 
@@ -159,6 +164,8 @@ def new_job(
     steps: tuple[saga.SagaStep, ...],
 ) -> ProvisioningJob:
     settings = current_settings()
+    if kind != "deprovision":  # removing needs no secret; building and repairing do
+        _require_readable_secrets(session, department, settings.SECRETS_KEY)
     job = ProvisioningJob(
         department=department,
         kind=kind,
@@ -185,6 +192,16 @@ def new_job(
         )
     session.flush()
     return job
+
+
+def _require_readable_secrets(session: Session, department: Department, setting: str) -> None:
+    from app.domain.services.secrets_keys import unreadable_secret_names
+    from app.persistence.secrets import undecryptable_message
+
+    unreadable = unreadable_secret_names(session, department.id, setting)
+    if unreadable:
+        what = f"stored secrets {', '.join(unreadable)} of department {department.department_id}"
+        raise SecretsUnreadable(undecryptable_message(what) + "; no job started")
 
 
 class ConfirmationRequired(Exception):

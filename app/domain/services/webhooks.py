@@ -217,7 +217,9 @@ def _wait_for_stream(session: Session, delivery: WebhookDelivery, now: datetime)
 
 def _send(claim: Claim, settings: Settings) -> Outcome:
     body = json.dumps(claim.payload, separators=(",", ":"), sort_keys=True).encode()
-    key = signing_key(settings.WEBHOOK_SECRET, settings.SECRETS_KEY)
+    # The oldest listed key: adding a new key first (a rotation under way)
+    # leaves the derived signing key as it was until the old key is dropped.
+    key = signing_key(settings.WEBHOOK_SECRET, settings.SECRETS_KEY.split(",")[-1].strip())
     try:
         addresses = resolve_allowed(claim.url, settings.WEBHOOK_ALLOW_PRIVATE)
     except RefusedAddress as exc:

@@ -1,0 +1,185 @@
+"""The settings, by group. Each is named after its environment variable and
+documented by the docstring under it (the README's table is generated from
+these: `python -m app.config_doc --write`). The original service's variable
+names are accepted as aliases (`validation_alias`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.config_types import CommaList, JobDeadline, Seconds, SecondsOrOff, StepTimeout
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Group(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True,
+        populate_by_name=True,
+        case_sensitive=True,
+        env_ignore_empty=True,  # `AUTO_REPAIR=` means "not set", as compose files write it
+        extra="forbid",  # a misspelt override in code is an error, not ignored
+        use_attribute_docstrings=True,
+    )
+
+
+class ProcessSettings(_Group):
+    APP_ENV: Literal["development", "test", "production"] = Field(
+        "development", validation_alias=AliasChoices("APP_ENV", "NODE_ENV")
+    )
+    """production refuses weak secrets and test-only settings"""
+    PORT: int = Field(3000, ge=1, le=65535)
+    """API port"""
+    PUBLIC_BASE_URL: str = ""
+    """used in `statusUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
+    API_WORKERS: int = Field(2, ge=1, le=64)
+    """gunicorn worker processes (`scripts/stack.sh`)"""
+    WORKER_CONCURRENCY: int = Field(8, ge=1, le=256)
+    """Celery worker processes (`scripts/stack.sh`)"""
+    FLOWER_PORT: int = Field(5555, ge=1, le=65535)
+    """Flower port (`scripts/stack.sh`)"""
+    RUN_DIR: str = str(PROJECT_ROOT / ".run")
+    """pidfiles, logs, agent state"""
+
+
+class StateSettings(_Group):
+    DATABASE_URL: str = ""
+    """state database (empty: built from `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`,
+    `DB_PASSWORD`)"""
+    DB_HOST: str = "127.0.0.1"
+    """state database host, when `DATABASE_URL` is unset"""
+    DB_PORT: int = Field(5432, ge=1, le=65535)
+    """state database port, when `DATABASE_URL` is unset"""
+    DB_NAME: str = "provisioning"
+    """state database name, when `DATABASE_URL` is unset"""
+    DB_USER: str = "postgres"
+    """state database user, when `DATABASE_URL` is unset"""
+    DB_PASSWORD: str = ""
+    """state database password, when `DATABASE_URL` is unset"""
+    TENANT_DATABASE_URL: str = ""
+    """where tenant schemas go (empty: the state server, database `<name>_tenants`)"""
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    """broker, result backend, rate limits"""
+    JWT_SECRET: str = ""
+    """signs API tokens; 32+ characters, required outside development (`make env` writes one)"""
+    SECRETS_KEY: str = ""
+    """Fernet key encrypting stored secrets, or several comma-separated, newest first
+    (rotation: see "Secrets and keys"); required (`make env` writes one)"""
+
+
+class TimingSettings(_Group):
+    MAX_PROVISIONING_TIME: JobDeadline = 300.0
+    """job deadline, from submission: `300s`, `5m`; a bare number is milliseconds, as in the
+    original service (`300000`)"""
+    STEP_TIMEOUT: StepTimeout = 60.0
+    """bound on each step: `60s`, `1m`; a bare number is milliseconds, as in the original
+    service (`60000`)"""
+    STALL_TIMEOUT: Seconds = 90.0
+    """a job this quiet, with no worker holding it, is picked up by the sweeper"""
+    HEARTBEAT_INTERVAL: Seconds = 5.0
+    """how often a running step marks its job alive"""
+    SWEEP_INTERVAL: Seconds = 15.0
+    """how often beat runs the sweeper"""
+    RETRY_MAX: int = Field(3, ge=0, le=20)
+    """retries of a transient step error"""
+    RETRY_BASE: Seconds = 1.0
+    """first retry delay"""
+    RETRY_FACTOR: float = Field(2.0, ge=1, le=10, allow_inf_nan=False)
+    """backoff multiplier"""
+    RETRY_JITTER: float = Field(0.5, ge=0, le=1, allow_inf_nan=False)
+    """random fraction added to each retry delay"""
+    VALIDATION_RETRY_MAX: int = Field(6, ge=0, le=50)
+    """attempts of the final health-check step"""
+
+
+class ApiSettings(_Group):
+    PROVISION_RATE_LIMIT: str = "10 per hour"
+    """provisioning requests per client address (flask-limiter notation)"""
+    API_RATE_LIMIT: str = "100 per minute"
+    """other requests per user; status is unlimited"""
+    REGIONS: CommaList = ("us-east", "us-west", "eu-west", "eu-central", "ap-southeast")
+    """allowed `region` values, comma-separated"""
+    CORS_ORIGINS: CommaList = ()
+    """browser origins allowed to call the API, comma-separated; empty keeps CORS closed"""
+    DEPROVISION_REQUIRE_CONFIRM: bool = False
+    """require `confirm=<departmentId>` to deprovision"""
+
+
+class ComponentSettings(_Group):
+    CONTAINER_RUNTIME: Literal["", "docker", "local", "railway"] = ""
+    """`docker` containers, `local` agent processes, or `railway` (then the `RAILWAY_*` settings); empty: `docker` when an engine answers at `DOCKER_HOST`, else `local`"""
+    DOCKER_HOST: str = ""
+    """the engine for `docker`; empty: `$DOCKER_HOST`, else the engine `make up` starts (`~/.cache/provisioning-orchestrator/docker/docker.sock`), else `/var/run/docker.sock`"""
+    AGENT_IMAGE: str = ""
+    """the agent image for `docker`; empty: the tag `python -m app.providers.agent_image` builds from the sources"""
+    GATEWAY_DRIVER: str = "caddy"
+    """gateway provider"""
+    WORKFLOWS_DRIVER: str = "n8n"
+    """workflows provider"""
+    OAUTH_DRIVER: str = "builtin"
+    """OAuth provider"""
+    CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
+    """Caddy's admin API"""
+    GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
+    """the gateway as clients reach it"""
+    CADDY_ADMIN_PORT: int = Field(2019, ge=1, le=65535)
+    """admin port of the local Caddy (`scripts/caddy.sh`)"""
+    GATEWAY_PORT: int = Field(8080, ge=1, le=65535)
+    """gateway port of the local Caddy (`scripts/caddy.sh`)"""
+    N8N_URL: str = Field(
+        "http://127.0.0.1:5678", validation_alias=AliasChoices("N8N_URL", "N8N_BASE_URL")
+    )
+    """n8n base URL"""
+    N8N_API_KEY: str = ""
+    """n8n API key (empty: the one `scripts/n8n.sh setup` wrote to `$RUN_DIR/n8n-api-key`)"""
+    N8N_PORT: int = Field(5678, ge=1, le=65535)
+    """port of the local n8n (`scripts/n8n.sh`)"""
+    OAUTH_ISSUER: str = ""
+    """OAuth issuer (empty: `PUBLIC_BASE_URL`)"""
+    OAUTH_TOKEN_TTL: int = Field(3600, ge=60, le=86400)
+    """OAuth access token lifetime, seconds"""
+    RAILWAY_API_URL: str = "https://backboard.railway.com/graphql/v2"
+    """Railway's GraphQL API"""
+    RAILWAY_API_TOKEN: str = ""
+    """Railway API token"""
+    RAILWAY_PROJECT_ID: str = ""
+    """Railway project the agents are deployed in"""
+    RAILWAY_ENVIRONMENT_ID: str = ""
+    """Railway environment the agents are deployed in"""
+    RAILWAY_IMAGE: str = ""
+    """agent image deployed on Railway"""
+
+
+class OperationsSettings(_Group):
+    DRIFT_CHECK_INTERVAL: SecondsOrOff = 300.0
+    """between fleet health sweeps; 0 turns them off"""
+    AUTO_REPAIR: bool = False
+    """start a repair job for each drifted department"""
+    LOG_FORMAT: Literal["", "json", "text"] = ""
+    """`json` or `text` (empty: text in development, json elsewhere)"""
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """log level"""
+    METRICS_TOKEN: str = ""
+    """bearer token for `/metrics` (empty: loopback clients only)"""
+    FAULT_INJECTION_ENABLED: bool = False
+    """test-only; refused in production"""
+
+
+class WebhookSettings(_Group):
+    WEBHOOK_URLS: CommaList = ()
+    """receivers of every job state change, comma-separated"""
+    WEBHOOK_SECRET: str = ""
+    """signing key (empty: derived from `SECRETS_KEY`; required in production with
+    `WEBHOOK_URLS`)"""
+    WEBHOOK_ALLOW_PRIVATE: bool = False
+    """allow loopback and private receiver addresses"""
+    WEBHOOK_TIMEOUT: Seconds = 10.0
+    """per delivery attempt"""
+    WEBHOOK_MAX_ATTEMPTS: int = Field(8, ge=1, le=100)
+    """attempts per delivery"""
+    WEBHOOK_RETRY_BASE: Seconds = 5.0
+    """first redelivery delay"""
