@@ -111,11 +111,14 @@ class ApiSettings(_Group):
 
 class ComponentSettings(_Group):
     CONTAINER_RUNTIME: Literal["", "docker", "local", "railway"] = ""
-    """`docker` containers, `local` agent processes, or `railway` (then the `RAILWAY_*` settings); empty: `docker` when an engine answers at `DOCKER_HOST`, else `local`"""
+    """`docker` containers, `local` agent processes, or `railway` (then the
+    `RAILWAY_*` settings); empty: `docker` when an engine answers, else `local`"""
     DOCKER_HOST: str = ""
-    """the engine for `docker`; empty: `$DOCKER_HOST`, else the engine `make up` starts (`~/.cache/provisioning-orchestrator/docker/docker.sock`), else `/var/run/docker.sock`"""
+    """engine for `docker` (empty: the one `make up` starts under
+    `~/.cache/provisioning-orchestrator/docker`, else `/var/run/docker.sock`)"""
     AGENT_IMAGE: str = ""
-    """the agent image for `docker`; empty: the tag `python -m app.providers.agent_image` builds from the sources"""
+    """agent image for `docker` (empty: the tag `python -m app.providers.agent_image`
+    builds from the sources)"""
     GATEWAY_DRIVER: str = "caddy"
     """gateway provider"""
     WORKFLOWS_DRIVER: str = "n8n"
