@@ -5,7 +5,7 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: demo up down test lint venv env services components migrate status bench fuzz deps-demo deps-test
+.PHONY: engine demo up down test lint venv env services components migrate status bench fuzz deps-demo deps-test
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt
@@ -37,7 +37,17 @@ migrate: env services
 	@$(PY) scripts/ensure_databases.py
 	@.venv/bin/alembic upgrade head
 
-up: env components migrate
+# The `docker` runtime: an engine (ours only if none answers) and the agent image,
+# built from the sources on first use and reused while they are unchanged.
+# Without an engine the settings fall back to CONTAINER_RUNTIME=local.
+engine: venv
+	@if [ "$${CONTAINER_RUNTIME:-docker}" = docker ]; then \
+		if scripts/docker_engine.sh start; then \
+			DOCKER_HOST=$$(scripts/docker_engine.sh host) $(PY) -m app.providers.agent_image >/dev/null; \
+		else echo "no Docker engine: department agents will run as local processes"; fi; \
+	fi
+
+up: env components migrate engine
 	@scripts/stack.sh start
 	@# Routes live in Caddy's memory and agents stop with `make down`: bring back
 	@# whatever ACTIVE departments lost (a no-op on a fresh start).
@@ -62,6 +72,8 @@ status:
 down:
 	@scripts/stack.sh stop
 	@$(PY) -m app.providers.container_local stop-all "$(RUN_DIR)" 2>/dev/null || true
+	@$(PY) -m app.providers.container_docker stop-instance "$(RUN_DIR)" || true
+	@scripts/docker_engine.sh stop || true
 	@scripts/caddy.sh stop || true
 	@scripts/n8n.sh stop || true
 

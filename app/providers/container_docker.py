@@ -44,6 +44,7 @@ from app.providers.base import (
 )
 from app.providers.docker_agent import (
     LABEL_DEPARTMENT,
+    LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_PORT,
     LABEL_VERSION,
@@ -85,12 +86,14 @@ class DockerContainerProvider:
         oauth_token_url: str,
         bind_host: str = "127.0.0.1",
         start_timeout: float = 30.0,
+        instance: str = "",
     ) -> None:
         self._docker_host = docker_host
         self._image = image
         self._target = AgentTarget(database_host, database_port, database_name, oauth_token_url)
         self._bind_host = bind_host
         self._start_timeout = start_timeout
+        self._instance = instance
 
     def _client(self) -> Any:
         try:
@@ -193,7 +196,8 @@ class DockerContainerProvider:
         port = free_port(self._bind_host)
         client.volumes.create(volume_name(department_id), labels=labels_for(department_id))
         container = client.containers.create(
-            self._image, **container_spec(department_id, inputs, version, self._bind_host, port)
+            self._image,
+            **container_spec(department_id, inputs, version, self._bind_host, port, self._instance),
         )
         container.put_archive(SETTINGS_DIR, settings_archive(inputs))
         container.start()
@@ -239,3 +243,27 @@ def running_container_pids(docker_host: str, department_id: str) -> list[int]:
     labels = [f"{LABEL_MANAGED}={MANAGED_BY}", f"{LABEL_DEPARTMENT}={department_id}"]
     found = client.containers.list(filters={"label": labels})
     return [int(c.attrs["State"]["Pid"]) for c in found if c.attrs["State"].get("Pid")]
+
+
+def stop_instance(docker_host: str, instance: str) -> list[str]:
+    """Stops (keeps) the running containers one checkout made (`make down`);
+    `make up` repairs them. Other checkouts' containers on a shared engine stay up."""
+    client = docker.DockerClient(base_url=docker_host, timeout=30)  # type: ignore[attr-defined]
+    labels = [f"{LABEL_MANAGED}={MANAGED_BY}", f"{LABEL_INSTANCE}={instance}"]
+    stopped = []
+    for container in client.containers.list(filters={"label": labels}):
+        container.stop(timeout=5)
+        stopped.append(container.name)
+    return stopped
+
+
+if __name__ == "__main__":
+    import sys
+
+    from app.docker_host import default_docker_host, engine_answers
+
+    if sys.argv[1:2] != ["stop-instance"] or len(sys.argv) != 3:
+        raise SystemExit("usage: python -m app.providers.container_docker stop-instance RUN_DIR")
+    if engine_answers(default_docker_host()):
+        for name in stop_instance(default_docker_host(), sys.argv[2]):
+            print(f"stopped container {name}")

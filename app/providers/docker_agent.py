@@ -24,6 +24,8 @@ LABEL_MANAGED = "managed-by"
 LABEL_DEPARTMENT = "department-id"
 LABEL_VERSION = "config-version"
 LABEL_PORT = "agent-port"
+# Which orchestrator checkout (its RUN_DIR) made it: `make down` stops only its own.
+LABEL_INSTANCE = "instance"
 PIDS_LIMIT = 128
 STOP_TIMEOUT_SECONDS = 5
 LOG_TAIL_LINES = 30
@@ -38,7 +40,7 @@ def volume_name(department_id: str) -> str:
 
 
 def container_spec(
-    department_id: str, inputs: AgentInputs, version: str, host: str, port: int
+    department_id: str, inputs: AgentInputs, version: str, host: str, port: int, instance: str = ""
 ) -> dict[str, Any]:
     """Everything ``containers.create`` is given: limits, hardening, health check."""
     memory = inputs.memory.limit_bytes
@@ -47,7 +49,12 @@ def container_spec(
     return {
         "name": container_name(department_id),
         "command": [f"--bind={host}:{port}", "department_agent.app:create_app()"],
-        "labels": {**labels_for(department_id), LABEL_VERSION: version, LABEL_PORT: str(port)},
+        "labels": {
+            **labels_for(department_id),
+            LABEL_VERSION: version,
+            LABEL_PORT: str(port),
+            LABEL_INSTANCE: instance,
+        },
         "environment": {"AGENT_SETTINGS_FILE": SETTINGS_FILE},
         "user": f"{AGENT_UID}:{AGENT_UID}",
         "read_only": True,

@@ -47,7 +47,9 @@ def _container(settings: Settings) -> Provider:
         from app.providers.container_docker import DockerContainerProvider
 
         image = settings.AGENT_IMAGE or agent_tag()
-        return DockerContainerProvider(docker_host=settings.DOCKER_HOST, image=image, **target)
+        return DockerContainerProvider(
+            docker_host=settings.DOCKER_HOST, image=image, instance=settings.RUN_DIR, **target
+        )
     from app.providers.container_local import LocalContainerProvider
 
     return LocalContainerProvider(run_dir=Path(settings.RUN_DIR), **target)
