@@ -55,7 +55,7 @@ status:
 	echo "API:        http://127.0.0.1:$$PORT/api"; \
 	echo "Swagger UI: http://127.0.0.1:$$PORT/api-docs"; \
 	echo "ReDoc:      http://127.0.0.1:$$PORT/redoc"; \
-	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555}"; \
+	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555} (log in with FLOWER_BASIC_AUTH, user:password, from .env)"; \
 	echo "Gateway:    http://127.0.0.1:$${GATEWAY_PORT:-8080}/departments/<departmentId>/"; \
 	scripts/stack.sh status
 

@@ -104,12 +104,14 @@ def _init_extensions(app: Flask, settings: config.Settings) -> None:
 
 def _init_http(app: Flask, settings: config.Settings) -> None:
     from app.api.auth import init_auth
+    from app.api.edge import init_edge
     from app.api.limits import init_limits
     from app.api.problems import init_problems
     from app.api.security_headers import init_security_headers
     from app.observability.logs import init_request_ids
 
     init_request_ids(app)
+    init_edge(app, settings)
     init_auth(app, settings.JWT_SECRET)
     init_security_headers(app, settings)
     init_limits(app, settings)

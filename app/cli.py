@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import getpass
 import json
-import re
 import time
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import click
@@ -20,9 +18,6 @@ from app.domain.services.audit import record_action
 from app.domain.services.sweeper import sweep
 
 provisioning_cli = AppGroup("provisioning", help="Inspect, retry and clean up provisioning jobs.")
-token_cli = AppGroup("token", help="Mint API tokens for operators.")
-TTL = re.compile(r"^(\d+)([smhd])$")
-TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _cli_actor() -> str:
@@ -249,31 +244,9 @@ def sweep_command() -> None:
     click.echo(f"{len(actions)} stalled job(s) handled")
 
 
-@token_cli.command("create")
-@click.option("--email", required=True)
-@click.option("--role", required=True, type=click.Choice(["admin", "department"]))
-@click.option("--department", "department_id", default=None)
-@click.option("--ttl", default="12h", show_default=True, help="e.g. 30m, 12h, 7d")
-def create_token_command(email: str, role: str, department_id: str | None, ttl: str) -> None:
-    """Print a signed API token."""
-    from app.api.auth import mint_token
-
-    match = TTL.match(ttl)
-    if not match:
-        _audit("token.create", f"token:{email}", "rejected:invalid", reason="ttl")
-        raise click.BadParameter("use a number and s, m, h or d, e.g. 12h", param_hint="--ttl")
-    if role == "department" and not department_id:
-        _audit("token.create", f"token:{email}", "rejected:invalid", reason="no department")
-        raise click.BadParameter("a department token needs --department", param_hint="--department")
-    delta = timedelta(**{TTL_UNITS[match.group(2)]: int(match.group(1))})
-    token = mint_token(email, role, department_id, delta)
-    # The token itself is a secret and never recorded.
-    _audit("token.create", f"token:{email}", "ok", role=role, departmentId=department_id, ttl=ttl)
-    click.echo(token)
-
-
 def register_cli(app: Flask) -> None:
     from app.cli_secrets import refuse_wrong_key, secrets_cli
+    from app.cli_tokens import token_cli
 
     for group in (provisioning_cli, token_cli):
         group.callback = refuse_wrong_key

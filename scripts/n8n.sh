@@ -21,6 +21,8 @@
 #   N8N_OWNER_EMAIL / N8N_OWNER_PASSWORD   owner account used by `setup`
 #   N8N_START_TIMEOUT   seconds to wait for readiness (default 120)
 set -euo pipefail
+# Files this script writes (password, logs, state) are its owner's alone.
+umask 077
 
 readonly N8N_VERSION="1.123.81"
 readonly NODE_VERSION="22.23.3"
@@ -108,15 +110,20 @@ db_password() {
 ensure_database() {
   local psql=(psql -h "$PGHOST" -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
   db_password
-  # The password goes in through a psql variable (:'pw' quotes it safely) and
-  # is re-applied on every start so a regenerated password file still works.
-  "${psql[@]}" -d postgres -v pw="$(cat "$DB_PASSWORD_FILE")" <<'SQL'
+  # The password reaches psql on its standard input, never on its command line
+  # (any local user can read /proc/<pid>/cmdline); :'pw' then quotes it safely.
+  # Re-applied on every start so a regenerated password file still works.
+  {
+    # psql meta-command quoting: a quote doubles, a backslash escapes.
+    printf '%s\n' "\\set pw '$(sed "s/\\\\/\\\\\\\\/g; s/'/''/g" "$DB_PASSWORD_FILE")'"
+    cat <<'SQL'
 SELECT 'CREATE ROLE n8n LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'n8n')
 \gexec
 ALTER ROLE n8n WITH LOGIN PASSWORD :'pw';
 SELECT 'CREATE DATABASE n8n OWNER n8n' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'n8n')
 \gexec
 SQL
+  } | "${psql[@]}" -d postgres
 }
 
 # ---------------------------------------------------------------- process
@@ -167,6 +174,7 @@ launch() {
     N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS=true \
     N8N_DIAGNOSTICS_ENABLED=false N8N_PERSONALIZATION_ENABLED=false \
     N8N_VERSION_NOTIFICATIONS_ENABLED=false N8N_TEMPLATES_ENABLED=false \
+    touch "$LOGFILE" && chmod 600 "$LOGFILE"  # one written before umask 077 too
     setsid "$NODE_BIN" "$N8N_ENTRY" start >>"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
 }

@@ -117,6 +117,10 @@ def test_env(run_dir: Path, n8n_api_key: str) -> dict[str, str]:
         "RETRY_BASE": "0.2",
         "PROVISION_RATE_LIMIT": "10000 per hour",
         "API_RATE_LIMIT": "100000 per minute",
+        # The security matrix sends hundreds of bad tokens from one address.
+        "AUTH_FAILURE_RATE_LIMIT": "100000 per minute",
+        "OAUTH_RATE_LIMIT": "100000 per minute",
+        "OAUTH_CLIENT_RATE_LIMIT": "100000 per minute",
     }
     os.environ.update(values)
     return {**os.environ, **values, "PYTHONPATH": str(stack.ROOT)}

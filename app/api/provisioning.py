@@ -7,14 +7,13 @@ from typing import Any
 
 from flask import jsonify, request
 from flask.views import MethodView
-from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from app import config
 from app.api.audit import audit_endpoints
 from app.api.auth import actor, admin_required, ensure_department_access, reader_required
 from app.api.errors import fail
-from app.api.limits import limiter
+from app.api.limits import limiter, user_or_ip
 from app.api.provisioning_schemas import (
     CancelAcceptedSchema,
     DepartmentConfigSchema,
@@ -69,9 +68,11 @@ def _provision_limit() -> str:
 
 @blp.route("/provision-department")
 class ProvisionDepartment(MethodView):
+    # The last decorator runs first: auth, then the quota, charged to the caller
+    # (a stranger's refused request must not spend an admin's quota).
     decorators = [
+        limiter.limit(_provision_limit, key_func=user_or_ip, override_defaults=True),
         admin_required,
-        limiter.limit(_provision_limit, key_func=get_remote_address, override_defaults=True),
     ]
 
     @blp.arguments(DepartmentConfigSchema)

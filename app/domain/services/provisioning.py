@@ -114,6 +114,8 @@ def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submissi
             return Submission(active.id, department.department_id, False, active.state)
         if department.status == DepartmentStatus.ACTIVE:
             raise Conflict(f"department {department.department_id} is already ACTIVE")
+        if department.status == DepartmentStatus.DEPROVISIONED:
+            department.incarnation = uuid.uuid4()  # a new department: old tokens stay out
         department.config = payload
         department.department_name = payload["departmentName"]
         department.status = DepartmentStatus.PROVISIONING
