@@ -131,14 +131,16 @@ def _register_api(app: Flask) -> None:
 
 
 def _init_pages(app: Flask) -> None:
-    """OAuth endpoints, the dashboard and the docs: outside the API's rate limits."""
-    from app.api.limits import limiter
+    """OAuth endpoints (with limits of their own), the dashboard and the docs:
+    outside the API's rate limits."""
+    from app.api.limits import limit_oauth, limiter
     from app.dashboard import init_dashboard
-    from app.oauth import init_oauth
+    from app.oauth import init_oauth, oauth_bp
 
     init_oauth(app)
+    limit_oauth(oauth_bp)
     init_dashboard(app)
-    for name in ("oauth", "api-docs", "static"):
+    for name in ("api-docs", "static"):
         if name in app.blueprints:
             limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]
 

@@ -121,6 +121,7 @@ def test_env(run_dir: Path, n8n_api_key: str) -> dict[str, str]:
         "AUTH_FAILURE_RATE_LIMIT": "100000 per minute",
         "OAUTH_RATE_LIMIT": "100000 per minute",
         "OAUTH_CLIENT_RATE_LIMIT": "100000 per minute",
+        "OAUTH_PURGE_INTERVAL": "2",
     }
     os.environ.update(values)
     return {**os.environ, **values, "PYTHONPATH": str(stack.ROOT)}

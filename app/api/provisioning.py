@@ -24,6 +24,7 @@ from app.api.provisioning_schemas import (
     ProvisionQuerySchema,
     ProvisionStatusSchema,
 )
+from app.api.tenant_redaction import for_caller
 from app.domain.services import lifecycle, planning, provisioning, queries
 
 MAX_IDEMPOTENCY_KEY = 200  # the column's size
@@ -122,7 +123,7 @@ class ProvisionStatus(MethodView):
         if view is None:
             fail(404, message=f"provisioning job {provisioning_id} not found")
         ensure_department_access(view["departmentId"])
-        return view
+        return for_caller(view)
 
 
 @blp.route("/provision-status/<uuid:provisioning_id>/cancel")

@@ -5,6 +5,7 @@ inside IPv6, and paging past what PostgreSQL can offset."""
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.conftest import (
     make_token,
     new_department_id,
 )
+from tests.e2e.conftest import submit, wait_for_job
 from tests.support import stack
 
 BASE = f"http://127.0.0.1:{API_PORT}"
@@ -148,6 +150,8 @@ def strict_api(live_stack: Stack, run_dir: Path) -> Iterator[str]:
         **live_stack.env,
         "PROVISION_RATE_LIMIT": "3 per hour",
         "AUTH_FAILURE_RATE_LIMIT": "5 per minute",
+        "OAUTH_RATE_LIMIT": "8 per minute",
+        "OAUTH_CLIENT_RATE_LIMIT": "3 per minute",
     }
     service = stack.api_server(env, run_dir, STRICT_PORT, name="api-strict").start()
     stack.wait_http(f"http://127.0.0.1:{STRICT_PORT}/openapi.json")
@@ -177,3 +181,84 @@ def test_failed_authentication_is_limited_per_address_and_spares_valid_callers(
     assert refused <= 5 and codes == [401] * refused + [429] * (7 - refused), codes
     assert int(answers[-1].headers["Retry-After"]) > 0
     assert requests.get(url, headers=admin_headers, timeout=10).status_code == 200
+
+
+# --- the OAuth server -------------------------------------------------------------------
+
+
+def _wrong_secret(base: str, client_id: str) -> int:
+    """Each attempt costs the server a scrypt hash of the presented secret."""
+    return requests.post(
+        f"{base}/oauth/token",
+        auth=(client_id, "wrong-secret"),
+        data={"grant_type": "client_credentials"},
+        timeout=10,
+    ).status_code
+
+
+def test_oauth_guessing_is_limited_per_client_and_per_address(strict_api: str) -> None:
+    guessed = f"dept-{new_department_id()}"
+    assert [_wrong_secret(strict_api, guessed) for _ in range(4)] == [401, 401, 401, 429]
+    assert _wrong_secret(strict_api, f"dept-{new_department_id()}") == 401  # another client
+    # Spreading the guesses over clients still meets the per-address limit.
+    others = [_wrong_secret(strict_api, f"dept-{new_department_id()}") for _ in range(5)]
+    assert 429 in others, others
+
+
+def test_beat_purges_expired_oauth_tokens(live_stack: Stack) -> None:
+    client_id, jti = f"dept-{new_department_id()}", uuid.uuid4().hex
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO oauth_clients (client_id, department_id, secret_hash, scopes, "
+                "grant_types, audience, created_at, updated_at) VALUES "
+                "(%s, %s, 'x', '[]', '[]', 'a', now(), now())",
+                (client_id, client_id[5:]),
+            )
+            cur.execute(
+                "INSERT INTO oauth_tokens (jti, client_id, scope, issued_at, expires_at, revoked) "
+                "VALUES (%s, %s, '', now() - interval '2 hours', now() - interval '1 hour', false)",
+                (jti, client_id),
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                cur.execute("SELECT count(*) FROM oauth_tokens WHERE jti = %s", (jti,))
+                if (cur.fetchone() or (1,))[0] == 0:
+                    break
+                time.sleep(0.5)
+            cur.execute("SELECT count(*) FROM oauth_tokens WHERE jti = %s", (jti,))
+            remaining = (cur.fetchone() or (1,))[0]
+            cur.execute("DELETE FROM oauth_clients WHERE client_id = %s", (client_id,))
+    finally:
+        conn.close()
+    assert remaining == 0, "beat never purged the expired token"
+
+
+def _tokens_of(client_id: str) -> int:
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM oauth_tokens WHERE client_id = %s", (client_id,))
+            return int((cur.fetchone() or (0,))[0])
+    finally:
+        conn.close()
+
+
+def test_hammering_an_agents_health_does_not_mint_a_token_each_time(
+    live_stack: Stack, app: Flask, admin_headers: dict[str, str]
+) -> None:
+    client = app.test_client()
+    payload = department_payload()
+    department_id = payload["departmentId"]
+    assert wait_for_job(submit(client, admin_headers, payload), 180)["status"] == "completed"
+    health = f"{live_stack.env['GATEWAY_PUBLIC_URL']}/departments/{department_id}/health"
+    before = _tokens_of(f"dept-{department_id}")
+
+    answers = [requests.get(health, timeout=10) for _ in range(10)]
+
+    assert all(a.status_code == 200 and a.json()["checks"]["oauth"]["ok"] for a in answers)
+    assert _tokens_of(f"dept-{department_id}") - before <= 1
+    removal = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
+    wait_for_job(str(removal.get_json()["provisioningId"]), 120)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -103,3 +104,56 @@ def test_a_department_token_does_not_open_the_department_created_again(
     new = make_token(app, "department", department_id, ttl=timedelta(hours=1))
     assert _status(new, f"/api/provision-status/{second_job}") == 200
     client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
+
+
+def _stream_text(job_id: str, token: str) -> str:
+    """The whole event stream of a finished job: replayed, then its end."""
+    response = requests.get(
+        f"{BASE}/api/provision-status/{job_id}/events",
+        headers={"Authorization": f"Bearer {token}"},
+        stream=True,
+        timeout=30,
+    )
+    text = ""
+    for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
+        text += chunk
+        if "event: end" in text:
+            break
+    response.close()
+    return text
+
+
+def test_a_department_token_sees_step_errors_and_logs_redacted(
+    app: Flask,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: Any,
+    live_stack: Stack,
+) -> None:
+    payload = department_payload()
+    configured = live_stack.env["N8N_API_KEY"]
+    echoed = (
+        "upstream refused postgresql://orchestrator:hunter2-db-password@10.0.0.5/state "
+        f"with api_key={configured}"
+    )
+    faults.arm(payload["departmentId"], "gateway.create", mode="fail", message=echoed)
+    job = submit(client, admin_headers, payload)
+    assert wait_for_job(job)["status"] == "failed"
+    own = make_token(app, "department", payload["departmentId"])
+
+    shown = {
+        "status": requests.get(
+            f"{BASE}/api/provision-status/{job}",
+            headers={"Authorization": f"Bearer {own}"},
+            timeout=10,
+        ).text,
+        "events": _stream_text(job, own),
+    }
+
+    for where, text in shown.items():
+        assert "hunter2-db-password" not in text and configured not in text, where
+        assert "[REDACTED]" in text, where
+    operator = requests.get(
+        f"{BASE}/api/provision-status/{job}", headers=admin_headers, timeout=10
+    ).text
+    assert "hunter2-db-password" in operator  # operators keep the detail they debug with
