@@ -122,9 +122,9 @@ def _register_api(app: Flask) -> None:
     """The JSON API, documented in /openapi.json."""
     from app.api import audit, departments, events, metrics, provisioning, webhooks
     from app.api.converters import init_converters
-    from app.api.problems import ProblemApi
+    from app.api.openapi import ContractApi
 
-    api = ProblemApi(app)
+    api = ContractApi(app)
     init_converters(app, api)
     for module in (provisioning, departments, events, audit, webhooks, metrics):
         api.register_blueprint(module.blp)

@@ -193,7 +193,8 @@ class WebhookSettings(_Group):
     WEBHOOK_URLS: CommaList = ()
     """receivers of every job state change, comma-separated"""
     WEBHOOK_SECRET: str = ""
-    """signing key (empty: derived from `SECRETS_KEY`; required in production with
+    """Standard Webhooks signing secret(s), `whsec_<base64>`, space-separated while
+    rotating (empty: derived from `SECRETS_KEY`; required in production with
     `WEBHOOK_URLS`)"""
     WEBHOOK_ALLOW_PRIVATE: bool = False
     """allow loopback and private receiver addresses"""

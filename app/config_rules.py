@@ -52,6 +52,21 @@ def _webhook_url_ok(url: str) -> bool:
     return url_refusal(url, allow_private=True) is None
 
 
+def _webhook_secrets_ok(value: str) -> bool:
+    """Each secret listed (space-separated, for rotation) is usable: a whsec_ one
+    decodes to 24+ bytes, any other is 32+ characters."""
+    from app.domain.webhook_signing import SECRET_PREFIX, InvalidSecret, key_bytes
+
+    for secret in value.replace(",", " ").split():
+        try:
+            key_bytes(secret)
+        except InvalidSecret:
+            return False
+        if not secret.startswith(SECRET_PREFIX) and len(secret) < MIN_SECRET_LENGTH:
+            return False
+    return True
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         ("JWT_SECRET", "APP_ENV"),
@@ -82,8 +97,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         ("WEBHOOK_SECRET",),
-        lambda s: not s.WEBHOOK_SECRET or len(s.WEBHOOK_SECRET) >= MIN_SECRET_LENGTH,
-        f"WEBHOOK_SECRET: must be at least {MIN_SECRET_LENGTH} characters",
+        lambda s: _webhook_secrets_ok(s.WEBHOOK_SECRET),
+        "WEBHOOK_SECRET: each secret (space-separated) must be whsec_<base64 of 24+ bytes> "
+        f"or at least {MIN_SECRET_LENGTH} characters",
     ),
     Rule(
         # Receivers must be able to verify signatures, so production names the key.

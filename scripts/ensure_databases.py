@@ -1,36 +1,29 @@
-"""Creates the state and tenant databases named by the settings, if missing."""
+"""Creates the state and tenant databases named by the settings, if missing, and
+closes every database of the stack to PUBLIC (see app/providers/database_lockdown.py)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
-import psycopg2
-from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from app.config import load_settings, reported_at_start
-
-
-def ensure(url_text: str) -> None:
-    url = make_url(url_text)
-    conn = psycopg2.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        dbname="postgres",
-    )
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,))
-        if cur.fetchone() is None:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
-            print(f"created database {url.database}", file=sys.stderr)
-    conn.close()
-
+from app.providers.database_lockdown import (
+    STACK_DATABASES,
+    ensure,
+    grant_existing_tenants,
+    lock_down,
+)
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     with reported_at_start():
         settings = load_settings()
     ensure(settings.DATABASE_URL)
     ensure(settings.tenant_database_url)
+    state, tenants = make_url(settings.DATABASE_URL), make_url(settings.tenant_database_url)
+    grant_existing_tenants(settings.tenant_database_url)
+    closed = lock_down(settings.DATABASE_URL, (*STACK_DATABASES, str(state.database)))
+    closed += lock_down(settings.tenant_database_url, (str(tenants.database),))
+    print(f"closed to PUBLIC: {', '.join(closed)}", file=sys.stderr)

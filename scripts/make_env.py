@@ -7,6 +7,7 @@ existing one is tightened to 0600 on every run.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import sys
@@ -20,6 +21,8 @@ GENERATED = {
     "SECRETS_KEY": lambda: Fernet.generate_key().decode(),
     # Flower's login (user:password), read by scripts/stack.sh and Compose.
     "FLOWER_BASIC_AUTH": lambda: f"admin:{secrets.token_urlsafe(24)}",
+    # Standard Webhooks format: give the same value to receivers to verify deliveries.
+    "WEBHOOK_SECRET": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 
 

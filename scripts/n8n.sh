@@ -109,21 +109,21 @@ db_password() {
 
 ensure_database() {
   local psql=(psql -h "$PGHOST" -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
+  local python="${PYTHON:-$REPO_ROOT/.venv/bin/python}"
+  [[ -x "$python" ]] || python="python3"
   db_password
-  # The password reaches psql on its standard input, never on its command line
-  # (any local user can read /proc/<pid>/cmdline); :'pw' then quotes it safely.
-  # Re-applied on every start so a regenerated password file still works.
-  {
-    # psql meta-command quoting: a quote doubles, a backslash escapes.
-    printf '%s\n' "\\set pw '$(sed "s/\\\\/\\\\\\\\/g; s/'/''/g" "$DB_PASSWORD_FILE")'"
-    cat <<'SQL'
+  "${psql[@]}" -d postgres <<'SQL'
 SELECT 'CREATE ROLE n8n LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'n8n')
 \gexec
-ALTER ROLE n8n WITH LOGIN PASSWORD :'pw';
 SELECT 'CREATE DATABASE n8n OWNER n8n' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'n8n')
 \gexec
+REVOKE CONNECT, TEMPORARY ON DATABASE n8n FROM PUBLIC;
 SQL
-  } | "${psql[@]}" -d postgres
+  # Re-applied on every start so a regenerated password file still works. The
+  # password never goes on a command line (visible in /proc) nor to the server
+  # in clear (its log): the helper reads the file and sends a SCRAM verifier.
+  PGHOST="$PGHOST" PGPORT="$PGPORT" PYTHONPATH="$REPO_ROOT" \
+    "$python" "$REPO_ROOT/scripts/set_role_password.py" n8n "$DB_PASSWORD_FILE"
 }
 
 # ---------------------------------------------------------------- process

@@ -10,6 +10,7 @@ from celery import chain, current_app
 
 from tasks.rollback import finish, rollback
 from tasks.steps import COMPENSATION_TASKS, STEP_TASKS
+from tasks.webhooks import deliver_webhook
 
 
 class CeleryDispatcher:
@@ -28,6 +29,9 @@ class CeleryDispatcher:
     def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
         signatures = [COMPENSATION_TASKS[name].si(str(job_id), generation) for name in steps]
         chain(*signatures, finish.si(str(job_id), generation)).apply_async()
+
+    def webhook(self, delivery_id: int, countdown: float | None = None) -> None:
+        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
 
     def backlog(self) -> int:
         app = current_app._get_current_object()

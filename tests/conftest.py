@@ -64,10 +64,15 @@ def _drop_databases(*names: str) -> None:
 
 
 def _fresh_databases() -> None:
+    from app.providers.database_lockdown import STACK_DATABASES, ensure, lock_down
+
     _drop_databases(TEST_DB, f"{TEST_DB}_tenants")
     _drop_test_roles()
-    for name in (TEST_DB, f"{TEST_DB}_tenants"):
-        _admin_sql(f'CREATE DATABASE "{name}"')
+    # What `make migrate` does: both created closed to PUBLIC, and so is every
+    # other database of the stack.
+    ensure(STATE_URL)
+    ensure(TENANT_URL)
+    lock_down(STATE_URL, (*STACK_DATABASES, TEST_DB, f"{TEST_DB}_tenants"))
 
 
 def _migrate() -> None:

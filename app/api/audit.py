@@ -17,6 +17,7 @@ from flask_smorest import Blueprint
 
 from app.api.audit_schemas import AuditListArgs, AuditListSchema
 from app.api.auth import admin_required
+from app.api.http_headers import paginated
 from app.domain.services import audit
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -30,7 +31,7 @@ class AuditTrail(MethodView):
 
     @blp.arguments(AuditListArgs, location="query")
     @blp.response(200, AuditListSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Any:
         """Audit records, newest first (filter by departmentId, from/to, action, actor)"""
         criteria = audit.AuditFilter(
             department_id=args.get("departmentId"),
@@ -40,7 +41,7 @@ class AuditTrail(MethodView):
             actor=args.get("actor"),
         )
         rows, total = audit.list_actions(criteria, args["page"], args["perPage"])
-        return {"records": rows, "total": total, "page": args["page"], "perPage": args["perPage"]}
+        return paginated("records", rows, total, args)
 
 
 def outcome_of(status: int) -> str:

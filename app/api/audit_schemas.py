@@ -14,6 +14,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from app.api.doc_fields import timestamp
+
 # Query values reach SQL: bounded and printable, so odd input is a 422, not a 500.
 DEPARTMENT_ID = validate.Regexp(r"^[a-z][a-z0-9-]{1,30}$")
 PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$")
@@ -51,7 +53,7 @@ class AuditListArgs(Schema):
 
 class AuditRecordSchema(Schema):
     id = fields.Integer()
-    at = fields.String()
+    at = timestamp()
     actor = fields.String(allow_none=True, metadata={"description": "JWT email or cli:<user>"})
     sourceIp = fields.String(allow_none=True)
     action = fields.String()

@@ -19,7 +19,9 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
+from app.api.doc_fields import DEPARTMENT_STATUSES, JOB_STATUSES, one_of, timestamp
 from app.api.errors import fail
+from app.api.http_headers import etag_of, if_match_allows, paginated
 from app.api.provisioning import status_url
 from app.api.provisioning_schemas import DepartmentConfigSchema
 from app.api.tenant_redaction import for_caller
@@ -45,10 +47,10 @@ class DepartmentSchema(Schema):
     id = fields.String()
     departmentId = fields.String()
     departmentName = fields.String()
-    status = fields.String()
+    status = one_of(DEPARTMENT_STATUSES)
     railwayDeploymentUrl = fields.String(allow_none=True)
     deploymentUrl = fields.String(allow_none=True)
-    createdAt = fields.String()
+    createdAt = timestamp()
     deletionProtection = fields.Boolean()
     configVersion = fields.Integer()
     drift = fields.Dict(allow_none=True)
@@ -77,7 +79,7 @@ class DepartmentUpdateSchema(Schema):
 class JobAcceptedSchema(Schema):
     provisioningId = fields.UUID()
     departmentId = fields.String()
-    status = fields.String()
+    status = one_of(JOB_STATUSES)
     message = fields.String()
     statusUrl = fields.String()
 
@@ -88,7 +90,7 @@ class ConfigVersionSchema(Schema):
     diff = fields.Dict()
     actor = fields.String(allow_none=True)
     provisioningId = fields.String(allow_none=True)
-    createdAt = fields.String()
+    createdAt = timestamp()
 
 
 class ConfigHistorySchema(Schema):
@@ -107,7 +109,7 @@ class DepartmentHealthSchema(Schema):
     departmentId = fields.String()
     healthy = fields.Boolean()
     checks = fields.List(fields.Nested(HealthCheckSchema))
-    lastCheck = fields.String()
+    lastCheck = timestamp()
 
 
 @blp.route("/departments")
@@ -125,18 +127,29 @@ class Departments(MethodView):
             scoped_department(),
             include_deprovisioned=args["includeDeprovisioned"],
         )
-        return {
-            "departments": rows,
-            "total": total,
-            "page": args["page"],
-            "perPage": args["perPage"],
-        }
+        return paginated("departments", rows, total, args)
+
+
+def _current(department_id: str) -> tuple[dict[str, Any], str]:
+    """The department as GET shows it, and its ETag."""
+    view = queries.department_view(department_id)
+    if view is None:
+        fail(404, message=f"department {department_id} not found")
+    body = DepartmentSchema().dump(view)
+    return body, etag_of(body)
 
 
 @blp.route("/departments/<department_id:department_id>")
 class DepartmentResource(MethodView):
-    decorators = [admin_required]
+    @reader_required
+    @blp.response(200, DepartmentSchema)
+    def get(self, department_id: str) -> Any:
+        """One department; its `ETag` makes a following PATCH conditional (`If-Match`)"""
+        ensure_department_access(department_id)
+        body, etag = _current(department_id)
+        return body, 200, {"ETag": etag}
 
+    @admin_required
     @blp.arguments(DepartmentUpdateSchema)
     @blp.response(202, JobAcceptedSchema)
     @blp.alt_response(200, schema=DepartmentSchema, description="Nothing needed a job")
@@ -146,8 +159,11 @@ class DepartmentResource(MethodView):
         """Change a department: a tracked job applies only the difference
 
         On failure the job restores the previous configuration. Changing only
-        `deletionProtection` applies at once.
+        `deletionProtection` applies at once. With `If-Match` (the `ETag` of a GET),
+        a department changed since then answers 412 and nothing is changed.
         """
+        if not if_match_allows(_current(department_id)[1]):
+            fail(412, message="the department changed since it was read (If-Match); GET it again")
         protection = changes.pop("deletionProtection", None)
         current = queries.department_config(department_id)
         if current is None:

@@ -21,6 +21,7 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
+from app.api.doc_fields import JOB_KINDS, JOB_STATUSES, one_of, timestamp
 from app.api.errors import fail
 from app.api.limits import limiter
 from app.api.tenant_redaction import tenant_redactor
@@ -51,15 +52,15 @@ class StreamArgs(Schema):
 
 class TicketSchema(Schema):
     ticket = fields.String()
-    expiresAt = fields.String()
+    expiresAt = timestamp()
     streamUrl = fields.String()
 
 
 class LatestJobSchema(Schema):
     departmentId = fields.String()
     provisioningId = fields.String()
-    kind = fields.String()
-    status = fields.String()
+    kind = one_of(JOB_KINDS)
+    status = one_of(JOB_STATUSES)
     statusUrl = fields.String()
     eventsUrl = fields.String()
 

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, post_load
 
 from app.api.auth import admin_required
+from app.api.doc_fields import timestamp
 from app.domain.services.queries import iso
 from app.observability.kpis import Window, provisioning_kpis
 
@@ -70,8 +71,8 @@ class ProvisioningKpisSchema(Schema):
 
 class MetricsSchema(Schema):
     window = fields.String()
-    start = fields.String(data_key="from")
-    end = fields.String(data_key="to")
+    start = timestamp(data_key="from")
+    end = timestamp(data_key="to")
     provisioning = fields.Nested(ProvisioningKpisSchema)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, g, has_request_context, json, request
-from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -91,29 +90,6 @@ class ProblemSchema(ma.Schema):
     )
     code = ma.fields.Integer(metadata={"description": "deprecated: same as status"})
     message = ma.fields.String(metadata={"description": "deprecated: same as detail"})
-
-
-class ProblemApi(Api):
-    """flask-smorest's Api answering and documenting errors as problem details."""
-
-    ERROR_SCHEMA = ProblemSchema
-
-    def _register_responses(self) -> None:
-        """flask-smorest documents every status's response as application/json;
-        errors are application/problem+json."""
-        for status in HTTPStatus:
-            response: dict[str, Any] = {"description": status.phrase}
-            if status >= 400:
-                response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": self.ERROR_SCHEMA}}
-            self.spec.components.response(status.name, response, lazy=True)
-        default = {
-            "description": "Default error response",
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": self.ERROR_SCHEMA}},
-        }
-        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
-
-    def handle_http_exception(self, error: HTTPException) -> Response:
-        return from_http_exception(error)
 
 
 def init_problems(app: Flask) -> None:

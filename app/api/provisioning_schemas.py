@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from app import config
+from app.api.doc_fields import JOB_KINDS, JOB_STATUSES, STEP_STATUSES, one_of, timestamp
 from app.api.webhooks_schemas import callback_url_allowed
 from app.domain import catalogue
 
@@ -140,7 +141,7 @@ class DepartmentConfigSchema(Schema):
 class ProvisionAcceptedSchema(Schema):
     provisioningId = fields.UUID()
     departmentId = fields.String()
-    status = fields.String()
+    status = one_of(JOB_STATUSES)
     message = fields.String()
     statusUrl = fields.String()
     deploymentUrl = fields.String()
@@ -150,11 +151,11 @@ class ProvisionAcceptedSchema(Schema):
 class JobStepSchema(Schema):
     name = fields.String()
     action = fields.String()
-    status = fields.String()
+    status = one_of(STEP_STATUSES)
     attempts = fields.Integer()
     compensationAttempts = fields.Integer()
-    startedAt = fields.String(allow_none=True)
-    finishedAt = fields.String(allow_none=True)
+    startedAt = timestamp(allow_none=True)
+    finishedAt = timestamp(allow_none=True)
     durationSeconds = fields.Float(allow_none=True)
     error = fields.String(allow_none=True)
     outputs = fields.Dict()
@@ -169,8 +170,8 @@ class JobErrorSchema(Schema):
 class ProvisionStatusSchema(Schema):
     provisioningId = fields.UUID()
     departmentId = fields.String()
-    kind = fields.String(metadata={"description": "provision or deprovision"})
-    status = fields.String(metadata={"example": "deploying_workflows"})
+    kind = one_of(JOB_KINDS)
+    status = one_of(JOB_STATUSES, metadata={"example": "deploying_workflows"})
     progress = fields.Dict(
         metadata={
             "description": "percentage, and per component (database, oauth, docker, "
@@ -179,9 +180,9 @@ class ProvisionStatusSchema(Schema):
         }
     )
     currentStep = fields.String()
-    startedAt = fields.String(allow_none=True)
-    estimatedCompletion = fields.String(allow_none=True)
-    completedAt = fields.String(allow_none=True)
+    startedAt = timestamp(allow_none=True)
+    estimatedCompletion = timestamp(allow_none=True)
+    completedAt = timestamp(allow_none=True)
     error = fields.Nested(JobErrorSchema, allow_none=True)
     steps = fields.List(fields.Nested(JobStepSchema))
     logs = fields.List(fields.String())
@@ -226,7 +227,7 @@ class ProvisionPlanSchema(Schema):
 class CancelAcceptedSchema(Schema):
     provisioningId = fields.UUID()
     departmentId = fields.String()
-    status = fields.String()
+    status = one_of(["cancelling"])
     message = fields.String()
     statusUrl = fields.String()
 

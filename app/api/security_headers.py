@@ -15,8 +15,8 @@ from app.config import Settings
 # get frame-ancestors; everything else (JSON) may load nothing at all.
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 HTML_CSP = "frame-ancestors 'none'"
-CORS_METHODS = "GET, POST, DELETE, OPTIONS"
-CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match"
 CORS_MAX_AGE = "600"
 
 
@@ -51,7 +51,7 @@ def _cors_headers(response: Response, allowed_origins: frozenset[str]) -> None:
     if not origin or origin not in allowed_origins:
         return
     response.headers["Access-Control-Allow-Origin"] = origin
-    response.headers["Access-Control-Expose-Headers"] = "Location, Retry-After"
+    response.headers["Access-Control-Expose-Headers"] = "Location, Retry-After, Link, ETag"
     if request.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS

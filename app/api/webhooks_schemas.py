@@ -6,6 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app import config
 from app.api.audit_schemas import DEPARTMENT_ID, MAX_PAGE
+from app.api.doc_fields import JOB_KINDS, one_of, timestamp
 from app.domain.webhook_security import url_refusal
 
 DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed", "refused")
@@ -30,7 +31,7 @@ class DeliveryListArgs(Schema):
 
 class AttemptSchema(Schema):
     number = fields.Integer()
-    at = fields.String()
+    at = timestamp()
     outcome = fields.String(
         metadata={"description": "delivered, http_error, network_error or refused"}
     )
@@ -46,22 +47,25 @@ class DeliverySchema(Schema):
     eventType = fields.String()
     provisioningId = fields.String()
     departmentId = fields.String()
-    kind = fields.String(allow_none=True)
+    kind = one_of(JOB_KINDS, allow_none=True)
     previousState = fields.String(allow_none=True)
     state = fields.String(allow_none=True)
     url = fields.String()
-    status = fields.String(metadata={"description": ", ".join(DELIVERY_STATUSES)})
+    status = one_of(DELIVERY_STATUSES)
     attempts = fields.Integer()
     lastStatusCode = fields.Integer(allow_none=True)
     lastError = fields.String(allow_none=True)
-    createdAt = fields.String()
-    nextAttemptAt = fields.String(allow_none=True)
-    finishedAt = fields.String(allow_none=True)
+    createdAt = timestamp()
+    nextAttemptAt = timestamp(allow_none=True)
+    finishedAt = timestamp(allow_none=True)
     attemptLog = fields.List(fields.Nested(AttemptSchema))
 
 
 class DeliveryListSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliverySchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    perPage = fields.Integer()
     total = fields.Integer()
     page = fields.Integer()
     perPage = fields.Integer()

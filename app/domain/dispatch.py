@@ -18,6 +18,10 @@ class Dispatcher(Protocol):
 
     def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None: ...
 
+    def webhook(self, delivery_id: int, countdown: float | None = None) -> None:
+        """One attempt at a webhook delivery (app/domain/services/webhooks.py)."""
+        ...
+
     def backlog(self) -> int:
         """Task messages waiting in the broker for a free worker."""
         ...

@@ -36,7 +36,7 @@ def test_a_new_env_file_is_private_and_holds_every_secret(tmp_path: Path) -> Non
 
 def test_an_existing_readable_env_file_is_tightened_and_kept(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
-    complete = "JWT_SECRET=j\nSECRETS_KEY=k\nFLOWER_BASIC_AUTH=a:b\n"
+    complete = "JWT_SECRET=j\nSECRETS_KEY=k\nFLOWER_BASIC_AUTH=a:b\nWEBHOOK_SECRET=whsec_w\n"
     env_file.write_text(complete)
     env_file.chmod(0o644)
     _run(env_file)
