@@ -38,7 +38,10 @@ __all__ = ["ConfigError", "Settings", "current", "install", "load_settings"]
 ENVIRONMENTS = ("development", "test", "production")
 # gunicorn stops (rather than respawning workers forever) on this exit code.
 CONFIG_EXIT_CODE = 3
-_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "_KEY", "DATABASE_URL", "REDIS_URL")
+# Names whose values are never echoed: credentials, and URLs that may carry one.
+_SECRET_ENDINGS = (
+    "SECRET", "SECRETS", "TOKEN", "TOKENS", "PASSWORD", "_KEY", "_KEYS", "DATABASE_URL", "REDIS_URL"
+)
 
 
 class Settings(
@@ -113,7 +116,7 @@ def _url_from_parts(data: dict[str, Any]) -> str:
 
 
 def is_secret(name: str) -> bool:
-    return any(word in name for word in _SECRET_WORDS)
+    return name.endswith(_SECRET_ENDINGS)
 
 
 def environment_names(field_name: str) -> list[str]:
