@@ -8,11 +8,12 @@ export RUN_DIR
 .PHONY: demo up down test lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
 	@touch $@
 
 env: venv
