@@ -26,7 +26,7 @@ from app.cli_support import (
     require_redis,
     wait_options,
 )
-from app.domain.services import cleanup, provisioning, queries
+from app.domain.services import cleanup, lifecycle, provisioning, queries
 from app.domain.services.audit import record_action
 from app.domain.services.sweeper import sweep
 
@@ -91,7 +91,9 @@ def provision_command(config_file: Any, wait: bool, timeout: float | None, as_js
     payload = load_config(config_file, "provision")
     require_redis()
     try:
-        submission = provisioning.submit_provisioning(payload, _cli_actor())
+        submission = provisioning.submit_provisioning(
+            payload, _cli_actor(), settings=config.current()
+        )
     except provisioning.Conflict as exc:
         _audit("provision", payload["departmentId"], "conflict", message=str(exc))
         if not as_json:
@@ -159,7 +161,7 @@ def retry_command(job: str, wait: bool, timeout: float | None, as_json: bool) ->
     """Start a failed job again as a new job of the same kind."""
     require_redis()
     try:
-        submission = provisioning.retry_job(_job_id(job), _cli_actor())
+        submission = lifecycle.retry_job(_job_id(job), _cli_actor(), config.current())
     except (provisioning.Conflict, provisioning.NotFound, click.ClickException) as exc:
         outcome = "conflict" if isinstance(exc, provisioning.Conflict) else "rejected:not_found"
         _audit("retry", job, outcome, message=str(exc))
@@ -267,8 +269,10 @@ def create_token_command(email: str, role: str, department_id: str | None, ttl: 
 
 def register_cli(app: Flask) -> None:
     from app import cli_jobs  # noqa: F401 - registers the lifecycle verbs
+    from app.cli_final_copies import final_copies_cli
     from app.cli_secrets import refuse_wrong_key, secrets_cli
 
+    provisioning_cli.add_command(final_copies_cli)
     for group in (provisioning_cli, token_cli):
         group.callback = refuse_wrong_key
         app.cli.add_command(group)

@@ -35,7 +35,9 @@ def deprovision_command(
     """Remove every resource of DEPARTMENT_ID in reverse order, as a tracked job."""
     require_redis()
     try:
-        submission = provisioning.request_deprovision(department_id, _cli_actor(), confirm)
+        submission = provisioning.request_deprovision(
+            department_id, _cli_actor(), settings=config.current(), confirm=confirm
+        )
     except provisioning.ConfirmationRequired as exc:
         fail(f"{exc} (--confirm {department_id})", Exit.USAGE)
     except (provisioning.NotFound, provisioning.Conflict) as exc:
@@ -76,7 +78,9 @@ def update_command(
         fail(f"invalid configuration: {json.dumps(errors)}", Exit.USAGE)
     require_redis()
     try:
-        submission = lifecycle.request_update(department_id, merged, protection, _cli_actor())
+        submission = lifecycle.request_update(
+            department_id, merged, protection, _cli_actor(), settings=config.current()
+        )
     except (provisioning.Conflict, provisioning.NotFound) as exc:
         _audit("update", department_id, "rejected", reason=str(exc))
         code = Exit.NOT_FOUND if isinstance(exc, provisioning.NotFound) else Exit.CONFLICT
@@ -109,7 +113,9 @@ def repair_command(department_id: str, wait: bool, timeout: float | None, as_jso
                 lambda: click.echo(f"{department_id} is healthy; nothing to repair"),
             )
             return
-        submission = lifecycle.request_repair(department_id, failing, _cli_actor())
+        submission = lifecycle.request_repair(
+            department_id, failing, _cli_actor(), settings=config.current()
+        )
     except (provisioning.Conflict, provisioning.NotFound) as exc:
         _audit("repair", department_id, "rejected", reason=str(exc))
         code = Exit.NOT_FOUND if isinstance(exc, provisioning.NotFound) else Exit.CONFLICT

@@ -141,7 +141,9 @@ def _defaults_for(names: set[str]) -> dict[str, Any]:
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Reads the environment (after .env) and validates the result: every
     problem is collected, then raised as one ConfigError."""
-    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    # ENV_FILE: an env file elsewhere (the original service's .env, say); the
+    # environment still wins over it.
+    load_dotenv(os.environ.get("ENV_FILE") or PROJECT_ROOT / ".env", override=False)
     given = dict(overrides or {})
     try:
         return _checked(Settings(**given), set(), [])
