@@ -8,11 +8,12 @@ export RUN_DIR
 .PHONY: demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
 	@touch $@
 
 env: venv
@@ -76,15 +77,18 @@ test: venv test-unit deps-test services
 	@scripts/n8n.sh install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 	.venv/bin/pytest -q $(foreach t,$(UNIT_TESTS),--ignore=$(t))
 
 # openapi.yaml (committed) is the document the API serves; regenerate after API changes.
 openapi: venv
 	$(PY) -m app.openapi_doc --write
 
+# lint-imports checks the layer contracts in .importlinter.
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 # Benchmarks on a stack of their own (po_bench databases, Redis db 15, ports 24xxx);
 # results are appended to benchmarks/RESULTS.md. SCALE: growth target (departments);

@@ -112,12 +112,6 @@ class ApiSettings(_Group):
 class ComponentSettings(_Group):
     CONTAINER_RUNTIME: Literal["local", "railway"] = "local"
     """`local` agent processes, or `railway` (then the `RAILWAY_*` settings)"""
-    GATEWAY_DRIVER: str = "caddy"
-    """gateway provider"""
-    WORKFLOWS_DRIVER: str = "n8n"
-    """workflows provider"""
-    OAUTH_DRIVER: str = "builtin"
-    """OAuth provider"""
     CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
     """Caddy's admin API"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
@@ -177,6 +171,10 @@ class OperationsSettings(_Group):
     """bearer token for `/metrics` (empty: loopback clients only)"""
     FAULT_INJECTION_ENABLED: bool = False
     """test-only; refused in production"""
+    FINAL_COPY_RETENTION_DAYS: float = Field(30.0, gt=0, le=3650)
+    """days a deprovision's final copy (`finalCopy=true`) is kept, restorable"""
+    FINAL_COPY_PURGE_INTERVAL: SecondsOrOff = 3600.0
+    """between beat's purges of expired final copies; 0 turns them off"""
 
 
 class WebhookSettings(_Group):

@@ -101,7 +101,9 @@ class ProvisionDepartment(MethodView):
         if replay is not None:
             return replay.response, replay.status_code, replay.headers
         try:
-            submission = provisioning.submit_provisioning(payload, actor())
+            submission = provisioning.submit_provisioning(
+                payload, actor(), settings=config.current()
+            )
         except provisioning.Conflict as exc:
             fail(409, message=str(exc))
         body = ProvisionAcceptedSchema().dump(accepted_body(submission))
@@ -161,17 +163,26 @@ class Deprovision(MethodView):
     )
     @blp.alt_response(422, description="Confirmation required")
     @blp.arguments(DeprovisionArgsSchema, location="query", as_kwargs=True)
-    def delete(self, department_id: str, confirm: str | None = None) -> Any:
+    def delete(
+        self, department_id: str, confirm: str | None = None, finalCopy: bool = False
+    ) -> Any:
         """Remove every resource of a department, in reverse order, as a tracked job
 
         With DEPROVISION_REQUIRE_CONFIRM on, `confirm` (query, or a JSON body
-        `{"confirm": ...}`) must equal the departmentId. A department with
+        `{"confirm": ...}`) must equal the departmentId. `finalCopy=true` (query or
+        body) keeps an encrypted copy of the tenant schema, restorable for
+        FINAL_COPY_RETENTION_DAYS. A department with
         deletion protection answers 409.
         """
-        body_confirm = (request.get_json(silent=True) or {}).get("confirm")
+        given = request.get_json(silent=True) or {}
+        final_copy = finalCopy or given.get("finalCopy") is True
         try:
             submission = provisioning.request_deprovision(
-                department_id, actor(), confirm or body_confirm
+                department_id,
+                actor(),
+                settings=config.current(),
+                confirm=confirm or given.get("confirm"),
+                final_copy=final_copy,
             )
         except provisioning.ConfirmationRequired as exc:
             fail(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})

@@ -6,6 +6,7 @@ from functools import cache
 from pathlib import Path
 
 from app.config import Settings
+from app.domain.department import ConfigRules
 from app.providers.base import Provider
 from app.providers.database_postgres import PostgresTenantProvider
 from app.providers.deployment_check import DeploymentCheckProvider
@@ -85,7 +86,7 @@ def _gateway(settings: Settings) -> Provider:
 def providers(settings: Settings) -> dict[str, Provider]:
     """Provider name -> driver, fault-wrapped when (and only when) tests enable it."""
     built: dict[str, Provider] = {
-        "validation": ConfigValidationProvider(),
+        "validation": ConfigValidationProvider(ConfigRules.of(settings)),
         "database": PostgresTenantProvider(tenant_database_url=settings.tenant_database_url),
         "oauth": _oauth(settings),
         "container": _container(settings),
