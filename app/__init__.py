@@ -120,13 +120,13 @@ def _init_http(app: Flask, settings: config.Settings) -> None:
 
 def _register_api(app: Flask) -> None:
     """The JSON API, documented in /openapi.json."""
-    from app.api import audit, departments, events, metrics, provisioning, webhooks
+    from app.api import audit, departments, kpis, live_progress, provisioning, webhooks
     from app.api.converters import init_converters
     from app.api.openapi import ContractApi
 
     api = ContractApi(app)
     init_converters(app, api)
-    for module in (provisioning, departments, events, audit, webhooks, metrics):
+    for module in (provisioning, departments, live_progress, audit, webhooks, kpis):
         api.register_blueprint(module.blp)
 
 
@@ -146,10 +146,12 @@ def _init_pages(app: Flask) -> None:
 
 
 def _init_event_subscribers(app: Flask) -> None:
-    from app.observability.metrics import init_metrics
+    from app.api.limits import limiter
+    from app.observability.prometheus import exposition, init_metrics
     from app.observability.stream import init_live_stream
 
     init_metrics(app)
+    limiter.exempt(exposition)  # Prometheus scrapes are not API calls
     init_live_stream(app)
 
 

@@ -42,7 +42,7 @@ class ProcessSettings(_Group):
     PORT: int = Field(3000, ge=1, le=65535)
     """API port"""
     PUBLIC_BASE_URL: str = ""
-    """used in `statusUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
+    """used in `dashboardUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
     API_WORKERS: int = Field(2, ge=1, le=64)
     """gunicorn worker processes (`scripts/stack.sh`)"""
     WORKER_CONCURRENCY: int = Field(8, ge=1, le=256)
@@ -136,12 +136,6 @@ class SecuritySettings(_Group):
 class ComponentSettings(_Group):
     CONTAINER_RUNTIME: Literal["local", "railway"] = "local"
     """`local` agent processes, or `railway` (then the `RAILWAY_*` settings)"""
-    GATEWAY_DRIVER: str = "caddy"
-    """gateway provider"""
-    WORKFLOWS_DRIVER: str = "n8n"
-    """workflows provider"""
-    OAUTH_DRIVER: str = "builtin"
-    """OAuth provider"""
     CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
     """Caddy's admin API"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
@@ -171,7 +165,19 @@ class ComponentSettings(_Group):
     RAILWAY_ENVIRONMENT_ID: str = ""
     """Railway environment the agents are deployed in"""
     RAILWAY_IMAGE: str = ""
-    """agent image deployed on Railway"""
+    """agent image deployed on Railway; a new one is drift that a repair rolls out"""
+    RAILWAY_TOKEN_KIND: Literal["account", "workspace", "project"] = "account"  # noqa: S105
+    """`account`, `workspace` (`Authorization: Bearer`) or `project` (`Project-Access-Token`)"""
+    RAILWAY_POLL_INTERVAL: Seconds = 3.0
+    """first wait between deployment polls; it doubles up to `RAILWAY_POLL_MAX_INTERVAL`"""
+    RAILWAY_POLL_MAX_INTERVAL: Seconds = 15.0
+    """longest wait between deployment polls"""
+    RAILWAY_DEPLOY_TIMEOUT: Seconds = 45.0
+    """how long one step waits for a deployment (below `STEP_TIMEOUT`; a retry waits on)"""
+    RAILWAY_REQUEST_BUDGET: int = Field(30, ge=10, le=1000)
+    """the most requests one driver call may send to Railway"""
+    RAILWAY_MAX_RETRY_WAIT: float = Field(30.0, ge=0, le=600, allow_inf_nan=False)
+    """a 429's `Retry-After` up to this many seconds is waited out; longer ones fail the try"""
 
 
 class OperationsSettings(_Group):
@@ -179,6 +185,8 @@ class OperationsSettings(_Group):
     """between fleet health sweeps; 0 turns them off"""
     AUTO_REPAIR: bool = False
     """start a repair job for each drifted department"""
+    RETENTION_INTERVAL: SecondsOrOff = 3600.0
+    """between runs deleting conversation data older than `dataRetention`; 0: off"""
     LOG_FORMAT: Literal["", "json", "text"] = ""
     """`json` or `text` (empty: text in development, json elsewhere)"""
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -187,6 +195,10 @@ class OperationsSettings(_Group):
     """bearer token for `/metrics` (empty: loopback clients only)"""
     FAULT_INJECTION_ENABLED: bool = False
     """test-only; refused in production"""
+    FINAL_COPY_RETENTION_DAYS: float = Field(30.0, gt=0, le=3650)
+    """days a deprovision's final copy (`finalCopy=true`) is kept, restorable"""
+    FINAL_COPY_PURGE_INTERVAL: SecondsOrOff = 3600.0
+    """between beat's purges of expired final copies; 0 turns them off"""
 
 
 class WebhookSettings(_Group):

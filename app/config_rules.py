@@ -89,6 +89,11 @@ RULES: tuple[Rule, ...] = (
         lambda s: s.CONTAINER_RUNTIME != "railway" or _railway_complete(s),
         "CONTAINER_RUNTIME=railway needs " + ", ".join(RAILWAY_REQUIRED),
     ),
+    Rule(
+        ("RAILWAY_DEPLOY_TIMEOUT", "STEP_TIMEOUT", "CONTAINER_RUNTIME"),
+        lambda s: s.CONTAINER_RUNTIME != "railway" or s.RAILWAY_DEPLOY_TIMEOUT < s.STEP_TIMEOUT,
+        "RAILWAY_DEPLOY_TIMEOUT: must be shorter than STEP_TIMEOUT (a wait must fit in its step)",
+    ),
     Rule(("REGIONS",), lambda s: bool(s.REGIONS), "REGIONS: must list at least one region"),
     Rule(
         ("WEBHOOK_URLS",),

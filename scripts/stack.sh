@@ -66,7 +66,19 @@ prepare_metrics_dir() {
     mkdir -p "$METRICS_DIR"
 }
 
+# PORT, FLOWER_PORT, WORKER_CONCURRENCY and API_WORKERS as the app reads them
+# (environment, then .env, then default), so a PORT written in .env, as the
+# original service's users write it, is where gunicorn listens. Invalid
+# settings stop here, with one message naming each, before anything starts.
+load_settings() {
+    local assignments
+    assignments="$("$VENV/bin/python" -m app.config_doc --shell \
+        PORT FLOWER_PORT WORKER_CONCURRENCY API_WORKERS)" || exit 3
+    eval "$assignments"
+}
+
 start() {
+    load_settings
     prepare_metrics_dir
     # The app logs each request itself (JSON, with its request id): no gunicorn access log.
     start_one api env PROMETHEUS_MULTIPROC_DIR="$METRICS_DIR" "$VENV/bin/gunicorn" wsgi:app \

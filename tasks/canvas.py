@@ -1,4 +1,4 @@
-"""All canvas building in one place: forward chains and compensation chains."""
+"""All canvas building in one place: forward, removal and compensation chains."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from amqp.exceptions import ChannelError
 from celery import chain, current_app
 
 from tasks.rollback import finish, rollback
-from tasks.steps import COMPENSATION_TASKS, STEP_TASKS
+from tasks.steps import COMPENSATION_TASKS, REMOVAL_TASKS, STEP_TASKS
 from tasks.webhooks import deliver_webhook
 
 
@@ -22,6 +22,10 @@ class CeleryDispatcher:
         for signature in signatures:
             signature.link_error(on_error)
         chain(*signatures).apply_async()
+
+    def removals(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+        """No errback: a removal that fails is recorded and the next one runs."""
+        chain(*(REMOVAL_TASKS[name].si(str(job_id), generation) for name in steps)).apply_async()
 
     def rollback(self, job_id: uuid.UUID, generation: int) -> None:
         rollback.si(str(job_id), generation).apply_async()

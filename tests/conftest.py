@@ -118,6 +118,7 @@ def test_env(run_dir: Path, n8n_api_key: str) -> dict[str, str]:
         "MAX_PROVISIONING_TIME": "180s",
         "STALL_TIMEOUT": "5",
         "SWEEP_INTERVAL": "1",
+        "FINAL_COPY_PURGE_INTERVAL": "1",
         "HEARTBEAT_INTERVAL": "1",
         "RETRY_BASE": "0.2",
         "PROVISION_RATE_LIMIT": "10000 per hour",

@@ -38,7 +38,9 @@ def init_auth(app: Flask, secret: str) -> None:
         JWT_DECODE_ALGORITHMS=["HS256"],  # never "none", never asymmetric confusion
         JWT_TOKEN_LOCATION=["headers"],
         JWT_ERROR_MESSAGE_KEY="message",
-        JWT_IDENTITY_CLAIM="sub",
+        # The original service's tokens carry email, role, departmentId and exp,
+        # no `sub`: identify by email so its issuers' tokens keep working.
+        JWT_IDENTITY_CLAIM="email",
     )
     manager = JWTManager(app)
 

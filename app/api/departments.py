@@ -11,7 +11,6 @@ from marshmallow import Schema, fields, validate
 
 from app import config
 from app.api.audit import audit_endpoints
-from app.api.audit_schemas import MAX_PAGE
 from app.api.auth import (
     actor,
     admin_required,
@@ -19,7 +18,8 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
-from app.api.doc_fields import DEPARTMENT_STATUSES, JOB_STATUSES, one_of, timestamp
+from app.api.common_schemas import JobAcceptedSchema, PageArgs, PageSchema
+from app.api.doc_fields import DEPARTMENT_STATUSES, one_of, timestamp
 from app.api.errors import fail
 from app.api.http_headers import etag_of, if_match_allows, paginated
 from app.api.provisioning import status_url
@@ -32,15 +32,12 @@ blp = Blueprint("departments", __name__, url_prefix="/api", description="Departm
 audit_endpoints(blp, {"DepartmentResource": "update", "DepartmentRepair": "repair"})
 
 
-class DepartmentListArgs(Schema):
+class DepartmentListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf([s.value for s in DepartmentStatus]))
     includeDeprovisioned = fields.Boolean(
         load_default=False,
         metadata={"description": "DEPROVISIONED departments are left out unless asked for"},
     )
-    # Bounded: an offset beyond a bigint is a 500 from PostgreSQL, not a page.
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class DepartmentSchema(Schema):
@@ -56,11 +53,8 @@ class DepartmentSchema(Schema):
     drift = fields.Dict(allow_none=True)
 
 
-class DepartmentListSchema(Schema):
+class DepartmentListSchema(PageSchema):
     departments = fields.List(fields.Nested(DepartmentSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    perPage = fields.Integer()
 
 
 class DepartmentUpdateSchema(Schema):
@@ -74,14 +68,6 @@ class DepartmentUpdateSchema(Schema):
     customConfig = fields.Dict()
     callbackUrl = fields.String()
     deletionProtection = fields.Boolean()
-
-
-class JobAcceptedSchema(Schema):
-    provisioningId = fields.UUID()
-    departmentId = fields.String()
-    status = one_of(JOB_STATUSES)
-    message = fields.String()
-    statusUrl = fields.String()
 
 
 class ConfigVersionSchema(Schema):
@@ -101,7 +87,7 @@ class ConfigHistorySchema(Schema):
 class HealthCheckSchema(Schema):
     name = fields.String()
     healthy = fields.Boolean()
-    latency = fields.Float(metadata={"description": "milliseconds"})
+    latency = fields.Integer(metadata={"description": "whole milliseconds (as the original)"})
     detail = fields.String()
 
 
@@ -173,7 +159,9 @@ class DepartmentResource(MethodView):
         if errors:
             fail(422, message="invalid configuration", errors={"json": errors})
         try:
-            submission = lifecycle.request_update(department_id, merged, protection, actor())
+            submission = lifecycle.request_update(
+                department_id, merged, protection, actor(), settings=config.current()
+            )
         except (provisioning.Conflict, provisioning.NotFound) as exc:
             fail(409 if isinstance(exc, provisioning.Conflict) else 404, message=str(exc))
         if submission is None:
@@ -194,7 +182,9 @@ class DepartmentRepair(MethodView):
             failing = lifecycle.failing_checks(department_id, config.current())
             if not failing:
                 fail(409, message=f"department {department_id} is healthy; nothing to repair")
-            submission = lifecycle.request_repair(department_id, failing, actor())
+            submission = lifecycle.request_repair(
+                department_id, failing, actor(), settings=config.current()
+            )
         except provisioning.NotFound as exc:
             fail(404, message=str(exc))
         except provisioning.Conflict as exc:

@@ -2,8 +2,8 @@
 provisioned again, and named in its department tokens, so a token of the old
 department does not open the new one.
 
-Revision ID: 0004_incarnation
-Revises: 0003
+Revision ID: 0005_incarnation
+Revises: 0004
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0004_incarnation"
-down_revision: str | None = "0003"
+revision: str = "0005_incarnation"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
