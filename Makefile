@@ -5,14 +5,15 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: engine demo up down test lint venv env services components migrate status bench fuzz deps-demo deps-test
+.PHONY: engine demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
 	@touch $@
 
 env: venv
@@ -61,11 +62,12 @@ demo: up
 	@.venv/bin/flask token create --email admin@example.com --role admin --ttl 12h
 
 status:
-	@PORT=$${PORT:-3000}; echo; \
+	@eval "$$($(PY) -m app.config_doc --shell PORT FLOWER_PORT GATEWAY_PORT 2>/dev/null)"; \
+	PORT=$${PORT:-3000}; echo; \
 	echo "API:        http://127.0.0.1:$$PORT/api"; \
 	echo "Swagger UI: http://127.0.0.1:$$PORT/api-docs"; \
 	echo "ReDoc:      http://127.0.0.1:$$PORT/redoc"; \
-	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555}"; \
+	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555} (log in with FLOWER_BASIC_AUTH, user:password, from .env)"; \
 	echo "Gateway:    http://127.0.0.1:$${GATEWAY_PORT:-8080}/departments/<departmentId>/"; \
 	scripts/stack.sh status
 
@@ -77,15 +79,28 @@ down:
 	@scripts/caddy.sh stop || true
 	@scripts/n8n.sh stop || true
 
-test: deps-test venv services
+# The fast tier: the domain's decisions (transitions, planning per kind, what to
+# compensate, the sweeper's choice) as plain functions; no PostgreSQL, Redis or worker.
+UNIT_TESTS := tests/unit tests/test_state_machine.py tests/test_properties.py
+test-unit: venv
+	.venv/bin/pytest -q -p no:cacheprovider $(UNIT_TESTS)
+
+test: venv test-unit deps-test services
 	@scripts/n8n.sh install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
-	.venv/bin/pytest -q
+	.venv/bin/lint-imports
+	.venv/bin/pytest -q $(foreach t,$(UNIT_TESTS),--ignore=$(t))
 
+# openapi.yaml (committed) is the document the API serves; regenerate after API changes.
+openapi: venv
+	$(PY) -m app.openapi_doc --write
+
+# lint-imports checks the layer contracts in .importlinter.
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 # Benchmarks on a stack of their own (po_bench databases, Redis db 15, ports 24xxx);
 # results are appended to benchmarks/RESULTS.md. SCALE: growth target (departments);

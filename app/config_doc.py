@@ -3,10 +3,14 @@ cannot fall behind it (tests/unit/test_settings_doc.py checks).
 
     python -m app.config_doc --write   # rewrite the table in README.md
     python -m app.config_doc --check   # exit 1 if README.md is out of date
+    python -m app.config_doc --effective   # the values in force here, secrets masked
+    python -m app.config_doc --shell PORT API_WORKERS   # NAME=value lines for scripts
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -15,8 +19,17 @@ from typing import Any
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BeforeValidator
 from pydantic.fields import FieldInfo
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
-from app.config import PROJECT_ROOT, Settings, environment_names
+from app.config import (
+    PROJECT_ROOT,
+    Settings,
+    environment_names,
+    is_secret,
+    load_settings,
+    reported_at_start,
+)
 from app.config_types import DurationCheck, format_seconds
 
 README = PROJECT_ROOT / "README.md"
@@ -111,7 +124,47 @@ def render(readme: str) -> str:
     return readme[:start] + table() + readme[end:]
 
 
+def _masked(name: str, value: Any) -> str:
+    """URLs keep everything but their password, so a wrong host or name shows."""
+    if name.endswith("_URL") and value:
+        try:
+            return repr(make_url(value).render_as_string(hide_password=True))
+        except ArgumentError:
+            pass
+    return "***" if value else "''"
+
+
+def effective() -> str:
+    """Each setting's value as this process would run with it (environment, then
+    .env, then default), and which variable set it: for troubleshooting."""
+    settings = load_settings()
+    lines = []
+    for name in _in_declared_order():
+        value = getattr(settings, name)
+        shown = _masked(name, value) if is_secret(name) else repr(value)
+        source = next((n for n in environment_names(name) if n in os.environ), "default")
+        lines.append(f"{name} = {shown}  ({source})")
+    return "\n".join(lines)
+
+
+def shell_assignments(names: list[str]) -> str:
+    """`NAME='value'` lines a shell script can eval: the app's view of its settings."""
+    settings = load_settings()
+    unknown = [name for name in names if name not in Settings.model_fields]
+    if unknown:
+        raise SystemExit(f"not settings: {', '.join(unknown)}")
+    return "\n".join(f"{name}={shlex.quote(str(getattr(settings, name)))}" for name in names)
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:2] == ["--shell"]:
+        with reported_at_start():
+            print(shell_assignments(argv[2:]))
+        return 0
+    if argv[1:] == ["--effective"]:
+        with reported_at_start():
+            print(effective())
+        return 0
     text = README.read_text()
     fresh = render(text)
     if argv[1:] == ["--write"]:

@@ -11,7 +11,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.config_types import CommaList, JobDeadline, Seconds, SecondsOrOff, StepTimeout
+from app.config_types import (
+    CommaList,
+    JobDeadline,
+    RateLimit,
+    Seconds,
+    SecondsOrOff,
+    StepTimeout,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +42,7 @@ class ProcessSettings(_Group):
     PORT: int = Field(3000, ge=1, le=65535)
     """API port"""
     PUBLIC_BASE_URL: str = ""
-    """used in `statusUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
+    """used in `dashboardUrl` and as the OAuth issuer (empty: `http://127.0.0.1:$PORT`)"""
     API_WORKERS: int = Field(2, ge=1, le=64)
     """gunicorn worker processes (`scripts/stack.sh`)"""
     WORKER_CONCURRENCY: int = Field(8, ge=1, le=256)
@@ -97,9 +104,10 @@ class TimingSettings(_Group):
 
 
 class ApiSettings(_Group):
-    PROVISION_RATE_LIMIT: str = "10 per hour"
-    """provisioning requests per client address (flask-limiter notation)"""
-    API_RATE_LIMIT: str = "100 per minute"
+    PROVISION_RATE_LIMIT: RateLimit = "10 per hour"
+    """provisioning requests per authenticated caller, counted after auth (flask-limiter
+    notation)"""
+    API_RATE_LIMIT: RateLimit = "100 per minute"
     """other requests per user; status is unlimited"""
     REGIONS: CommaList = ("us-east", "us-west", "eu-west", "eu-central", "ap-southeast")
     """allowed `region` values, comma-separated"""
@@ -107,6 +115,22 @@ class ApiSettings(_Group):
     """browser origins allowed to call the API, comma-separated; empty keeps CORS closed"""
     DEPROVISION_REQUIRE_CONFIRM: bool = False
     """require `confirm=<departmentId>` to deprovision"""
+
+
+class SecuritySettings(_Group):
+    MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=1024**3)
+    """largest request body accepted, in bytes; a larger one gets 413 before it is read"""
+    AUTH_FAILURE_RATE_LIMIT: RateLimit = "120 per minute"
+    """requests failing authentication, per client address; beyond it they get 429"""
+    OAUTH_RATE_LIMIT: RateLimit = "60 per minute"
+    """`/oauth/*` requests per client address"""
+    OAUTH_CLIENT_RATE_LIMIT: RateLimit = "30 per minute"
+    """`/oauth/*` requests per OAuth client id (each wrong secret costs a scrypt hash)"""
+    OAUTH_PURGE_INTERVAL: SecondsOrOff = 3600.0
+    """how often beat deletes expired OAuth token records; 0 turns it off"""
+    JWT_MAX_TTL_DAYS: float = Field(30.0, gt=0, le=365)
+    """longest lifetime an API token may have; longer ones are refused when minted and
+    when presented"""
 
 
 class ComponentSettings(_Group):
@@ -119,12 +143,6 @@ class ComponentSettings(_Group):
     AGENT_IMAGE: str = ""
     """agent image for `docker` (empty: the tag `python -m app.providers.agent_image`
     builds from the sources)"""
-    GATEWAY_DRIVER: str = "caddy"
-    """gateway provider"""
-    WORKFLOWS_DRIVER: str = "n8n"
-    """workflows provider"""
-    OAUTH_DRIVER: str = "builtin"
-    """OAuth provider"""
     CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
     """Caddy's admin API"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
@@ -154,7 +172,19 @@ class ComponentSettings(_Group):
     RAILWAY_ENVIRONMENT_ID: str = ""
     """Railway environment the agents are deployed in"""
     RAILWAY_IMAGE: str = ""
-    """agent image deployed on Railway"""
+    """agent image deployed on Railway; a new one is drift that a repair rolls out"""
+    RAILWAY_TOKEN_KIND: Literal["account", "workspace", "project"] = "account"  # noqa: S105
+    """`account`, `workspace` (`Authorization: Bearer`) or `project` (`Project-Access-Token`)"""
+    RAILWAY_POLL_INTERVAL: Seconds = 3.0
+    """first wait between deployment polls; it doubles up to `RAILWAY_POLL_MAX_INTERVAL`"""
+    RAILWAY_POLL_MAX_INTERVAL: Seconds = 15.0
+    """longest wait between deployment polls"""
+    RAILWAY_DEPLOY_TIMEOUT: Seconds = 45.0
+    """how long one step waits for a deployment (below `STEP_TIMEOUT`; a retry waits on)"""
+    RAILWAY_REQUEST_BUDGET: int = Field(30, ge=10, le=1000)
+    """the most requests one driver call may send to Railway"""
+    RAILWAY_MAX_RETRY_WAIT: float = Field(30.0, ge=0, le=600, allow_inf_nan=False)
+    """a 429's `Retry-After` up to this many seconds is waited out; longer ones fail the try"""
 
 
 class OperationsSettings(_Group):
@@ -162,6 +192,8 @@ class OperationsSettings(_Group):
     """between fleet health sweeps; 0 turns them off"""
     AUTO_REPAIR: bool = False
     """start a repair job for each drifted department"""
+    RETENTION_INTERVAL: SecondsOrOff = 3600.0
+    """between runs deleting conversation data older than `dataRetention`; 0: off"""
     LOG_FORMAT: Literal["", "json", "text"] = ""
     """`json` or `text` (empty: text in development, json elsewhere)"""
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -170,13 +202,18 @@ class OperationsSettings(_Group):
     """bearer token for `/metrics` (empty: loopback clients only)"""
     FAULT_INJECTION_ENABLED: bool = False
     """test-only; refused in production"""
+    FINAL_COPY_RETENTION_DAYS: float = Field(30.0, gt=0, le=3650)
+    """days a deprovision's final copy (`finalCopy=true`) is kept, restorable"""
+    FINAL_COPY_PURGE_INTERVAL: SecondsOrOff = 3600.0
+    """between beat's purges of expired final copies; 0 turns them off"""
 
 
 class WebhookSettings(_Group):
     WEBHOOK_URLS: CommaList = ()
     """receivers of every job state change, comma-separated"""
     WEBHOOK_SECRET: str = ""
-    """signing key (empty: derived from `SECRETS_KEY`; required in production with
+    """Standard Webhooks signing secret(s), `whsec_<base64>`, space-separated while
+    rotating (empty: derived from `SECRETS_KEY`; required in production with
     `WEBHOOK_URLS`)"""
     WEBHOOK_ALLOW_PRIVATE: bool = False
     """allow loopback and private receiver addresses"""

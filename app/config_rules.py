@@ -52,6 +52,21 @@ def _webhook_url_ok(url: str) -> bool:
     return url_refusal(url, allow_private=True) is None
 
 
+def _webhook_secrets_ok(value: str) -> bool:
+    """Each secret listed (space-separated, for rotation) is usable: a whsec_ one
+    decodes to 24+ bytes, any other is 32+ characters."""
+    from app.domain.webhook_signing import SECRET_PREFIX, InvalidSecret, key_bytes
+
+    for secret in value.replace(",", " ").split():
+        try:
+            key_bytes(secret)
+        except InvalidSecret:
+            return False
+        if not secret.startswith(SECRET_PREFIX) and len(secret) < MIN_SECRET_LENGTH:
+            return False
+    return True
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         ("JWT_SECRET", "APP_ENV"),
@@ -74,6 +89,11 @@ RULES: tuple[Rule, ...] = (
         lambda s: s.CONTAINER_RUNTIME != "railway" or _railway_complete(s),
         "CONTAINER_RUNTIME=railway needs " + ", ".join(RAILWAY_REQUIRED),
     ),
+    Rule(
+        ("RAILWAY_DEPLOY_TIMEOUT", "STEP_TIMEOUT", "CONTAINER_RUNTIME"),
+        lambda s: s.CONTAINER_RUNTIME != "railway" or s.RAILWAY_DEPLOY_TIMEOUT < s.STEP_TIMEOUT,
+        "RAILWAY_DEPLOY_TIMEOUT: must be shorter than STEP_TIMEOUT (a wait must fit in its step)",
+    ),
     Rule(("REGIONS",), lambda s: bool(s.REGIONS), "REGIONS: must list at least one region"),
     Rule(
         ("WEBHOOK_URLS",),
@@ -82,8 +102,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         ("WEBHOOK_SECRET",),
-        lambda s: not s.WEBHOOK_SECRET or len(s.WEBHOOK_SECRET) >= MIN_SECRET_LENGTH,
-        f"WEBHOOK_SECRET: must be at least {MIN_SECRET_LENGTH} characters",
+        lambda s: _webhook_secrets_ok(s.WEBHOOK_SECRET),
+        "WEBHOOK_SECRET: each secret (space-separated) must be whsec_<base64 of 24+ bytes> "
+        f"or at least {MIN_SECRET_LENGTH} characters",
     ),
     Rule(
         # Receivers must be able to verify signatures, so production names the key.

@@ -115,13 +115,22 @@ def _is_enabled(value: Any) -> bool:
     return value is not None
 
 
+# The original service's tool names act as their closest current tool. The agent
+# ships on its own, so it carries this table; a unit test holds it equal to
+# app/domain/catalogue.py's ORIGINAL_TOOLS.
+TOOL_BEHAVIOURS = {"email": "gmail", "database": "database_query"}
+
+
 def describe(settings: AgentSettings) -> dict[str, Any]:
     """What the department runs; config values themselves are not echoed."""
+    tools = enabled_names(settings.config.get("enabledTools"))
     return {
         "departmentId": settings.department_id,
         "departmentName": settings.department_name,
         "workflows": enabled_names(settings.config.get("workflows")),
-        "tools": enabled_names(settings.config.get("enabledTools")),
+        "tools": tools,
+        # What each tool does here: `email` is handled exactly as `gmail`.
+        "toolBehaviours": {tool: TOOL_BEHAVIOURS.get(tool, tool) for tool in tools},
     }
 
 

@@ -1,4 +1,4 @@
-"""All canvas building in one place: forward chains and compensation chains."""
+"""All canvas building in one place: forward, removal and compensation chains."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from amqp.exceptions import ChannelError
 from celery import chain, current_app
 
 from tasks.rollback import finish, rollback
-from tasks.steps import COMPENSATION_TASKS, STEP_TASKS
+from tasks.steps import COMPENSATION_TASKS, REMOVAL_TASKS, STEP_TASKS
+from tasks.webhooks import deliver_webhook
 
 
 class CeleryDispatcher:
@@ -22,12 +23,19 @@ class CeleryDispatcher:
             signature.link_error(on_error)
         chain(*signatures).apply_async()
 
+    def removals(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+        """No errback: a removal that fails is recorded and the next one runs."""
+        chain(*(REMOVAL_TASKS[name].si(str(job_id), generation) for name in steps)).apply_async()
+
     def rollback(self, job_id: uuid.UUID, generation: int) -> None:
         rollback.si(str(job_id), generation).apply_async()
 
     def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
         signatures = [COMPENSATION_TASKS[name].si(str(job_id), generation) for name in steps]
         chain(*signatures, finish.si(str(job_id), generation)).apply_async()
+
+    def webhook(self, delivery_id: int, countdown: float | None = None) -> None:
+        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
 
     def backlog(self) -> int:
         app = current_app._get_current_object()

@@ -1,5 +1,6 @@
-"""One Celery task per saga step and one per compensation, generated from the
-saga definition so that the two can never disagree. Tasks carry ids only."""
+"""Celery tasks generated from the saga definition, so they can never disagree
+with it: one per step, one per removal (a deprovisioning job's steps) and one
+per compensation. Tasks carry ids only; the job's policy says what a step does."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from app.config import current
 from app.domain import saga
 from app.domain.outcomes import Failed, Outcome, RetryLater, Stale
 from app.domain.services.compensation import run_compensation
-from app.domain.services.execution import run_forward_step
+from app.domain.services.execution import run_step
 
 # The orchestrator's own database unreachable is not the step's fault: try the
 # task again (the database says what is done) rather than rolling back.
@@ -42,10 +43,10 @@ def settle(task: Task, outcome: Outcome) -> str:
     return "ok"
 
 
-def _step_task(step_name: str) -> Task:
-    @shared_task(name=f"provisioning.step.{step_name}", bind=True, **DATABASE_RETRY)
+def _step_task(task_name: str, step_name: str) -> Task:
+    @shared_task(name=task_name, bind=True, **DATABASE_RETRY)
     def run(self: Task, job_id: str, generation: int) -> str:
-        return settle(self, run_forward_step(uuid.UUID(job_id), generation, step_name, current()))
+        return settle(self, run_step(uuid.UUID(job_id), generation, step_name, current()))
 
     return run
 
@@ -61,7 +62,14 @@ def _compensation_task(definition: saga.SagaStep) -> Task:
     return run
 
 
-STEP_TASKS: dict[str, Any] = {step.name: _step_task(step.name) for step in saga.SAGA}
+STEP_TASKS: dict[str, Any] = {
+    step.name: _step_task(f"provisioning.step.{step.name}", step.name) for step in saga.SAGA
+}
+# The same runner under names that say what a deprovisioning does (seen in Flower).
+REMOVAL_TASKS: dict[str, Any] = {
+    step.name: _step_task(f"provisioning.remove.{step.component}", step.name)
+    for step in saga.RESOURCE_STEPS
+}
 COMPENSATION_TASKS: dict[str, Any] = {
     step.name: _compensation_task(step) for step in saga.RESOURCE_STEPS
 }

@@ -134,10 +134,16 @@ def test_env(run_dir: Path, n8n_api_key: str, container_runtime: dict[str, str])
         "MAX_PROVISIONING_TIME": "180s",
         "STALL_TIMEOUT": "5",
         "SWEEP_INTERVAL": "1",
+        "FINAL_COPY_PURGE_INTERVAL": "1",
         "HEARTBEAT_INTERVAL": "1",
         "RETRY_BASE": "0.2",
         "PROVISION_RATE_LIMIT": "10000 per hour",
         "API_RATE_LIMIT": "100000 per minute",
+        # The security matrix sends hundreds of bad tokens from one address.
+        "AUTH_FAILURE_RATE_LIMIT": "100000 per minute",
+        "OAUTH_RATE_LIMIT": "100000 per minute",
+        "OAUTH_CLIENT_RATE_LIMIT": "100000 per minute",
+        "OAUTH_PURGE_INTERVAL": "2",
     }
     os.environ.update(values)
     return {**os.environ, **values, "PYTHONPATH": str(stack.ROOT)}

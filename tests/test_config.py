@@ -31,6 +31,18 @@ def test_good_settings_load() -> None:
         ({"APP_ENV": "production", "FAULT_INJECTION_ENABLED": True}, "FAULT_INJECTION_ENABLED"),
         ({"CONTAINER_RUNTIME": "kubernetes"}, "CONTAINER_RUNTIME"),
         ({"STEP_TIMEOUT": 0}, "STEP_TIMEOUT"),
+        ({"RAILWAY_TOKEN_KIND": "bearer"}, "RAILWAY_TOKEN_KIND"),
+        (
+            {
+                "CONTAINER_RUNTIME": "railway",
+                "RAILWAY_API_TOKEN": "t",
+                "RAILWAY_PROJECT_ID": "p",
+                "RAILWAY_ENVIRONMENT_ID": "e",
+                "RAILWAY_IMAGE": "i",
+                "RAILWAY_DEPLOY_TIMEOUT": 60,
+            },
+            "RAILWAY_DEPLOY_TIMEOUT",
+        ),
     ],
 )
 def test_bad_settings_are_refused_by_name(overrides: dict[str, object], named: str) -> None:

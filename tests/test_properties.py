@@ -1,8 +1,8 @@
 """Properties of the state machine and the rollback order, over generated inputs.
 
 These run on in-memory model objects (no database): ``transition`` only adds
-rows to an unbound session, and ``steps_to_compensate`` only reads the job's
-step records, so hypothesis can try thousands of histories in a second or two.
+rows to an unbound session, and ``steps_to_compensate`` only reads plain step
+records, so hypothesis can try thousands of histories in a second or two.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import uuid
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from app.domain import saga
-from app.domain.services.compensation import steps_to_compensate
-from app.domain.services.jobs import transition
+from app.domain.kinds import POLICIES, JobKind
+from app.domain.plans import StepSnapshot, remaining_steps, steps_to_compensate
+from app.domain.services.journal import transition
 from app.domain.states import (
     STARTED_STEP_STATUSES,
     TERMINAL_STATES,
@@ -36,7 +36,6 @@ PROPERTY_SETTINGS = settings(
 
 job_states = st.sampled_from(list(JobState))
 step_statuses = st.sampled_from(list(StepStatus))
-kinds = st.sampled_from(["provision", "deprovision"])
 
 
 def _job(
@@ -99,6 +98,10 @@ def test_every_state_reachable_by_legal_moves_can_still_end(path: list[JobState]
     assert seen & TERMINAL_STATES
 
 
+def _records(statuses: list[StepStatus]) -> list[StepSnapshot]:
+    return [StepSnapshot(s.name, status) for s, status in zip(saga.SAGA, statuses, strict=True)]
+
+
 @PROPERTY_SETTINGS
 @given(failure_index=st.integers(0, len(saga.SAGA) - 1), acted=st.booleans())
 def test_rollback_undoes_exactly_the_started_steps_in_reverse_order(
@@ -112,39 +115,50 @@ def test_rollback_undoes_exactly_the_started_steps_in_reverse_order(
         + [failing]
         + [StepStatus.PENDING] * (len(saga.SAGA) - failure_index - 1)
     )
-    undo = steps_to_compensate(_job("provision", statuses, JobState.ROLLING_BACK))
+    undo = steps_to_compensate(POLICIES[JobKind.PROVISION], _records(statuses))
 
     started = [s.name for s in saga.SAGA[: failure_index + 1] if s.has_resources]
     assert undo == list(reversed(started))
 
 
 @PROPERTY_SETTINGS
-@given(
-    kind=kinds,
-    statuses=st.lists(step_statuses, min_size=len(saga.SAGA), max_size=len(saga.SAGA)),
-)
+@given(statuses=st.lists(step_statuses, min_size=len(saga.SAGA), max_size=len(saga.SAGA)))
 def test_compensations_are_a_reverse_ordered_subset_of_the_resource_steps(
-    kind: str, statuses: list[StepStatus]
+    statuses: list[StepStatus],
 ) -> None:
     """Any mix of step records (e.g. a rollback resumed by the sweeper after a crash)."""
-    undo = steps_to_compensate(_job(kind, statuses))
+    undo = steps_to_compensate(POLICIES[JobKind.PROVISION], _records(statuses))
     order = [s.name for s in reversed(saga.RESOURCE_STEPS)]
     assert undo == [name for name in order if name in undo]  # strictly reverse saga order
     by_name = dict(zip(saga.STEP_NAMES, statuses, strict=True))
     for name in order:
-        wanted = (
-            by_name[name] != StepStatus.COMPLETED
-            if kind == "deprovision"
-            else by_name[name] in STARTED_STEP_STATUSES
-        )
-        assert (name in undo) == wanted, (name, by_name[name])
+        assert (name in undo) == (by_name[name] in STARTED_STEP_STATUSES), (name, by_name[name])
     # Steps that never create anything are never compensated.
     assert not set(undo) & {s.name for s in saga.SAGA if not s.has_resources}
 
 
-@pytest.mark.parametrize("kind", ["provision", "deprovision"])
-def test_a_rollback_resumed_twice_never_repeats_a_finished_compensation(kind: str) -> None:
+@PROPERTY_SETTINGS
+@given(
+    statuses=st.lists(
+        step_statuses, min_size=len(saga.RESOURCE_STEPS), max_size=len(saga.RESOURCE_STEPS)
+    )
+)
+def test_a_deprovisioning_resumes_with_exactly_its_unfinished_removals_in_order(
+    statuses: list[StepStatus],
+) -> None:
+    """Removed (completed) and left-behind (failed) steps are final; the rest run, in order."""
+    records = [
+        StepSnapshot(s.name, status)
+        for s, status in zip(reversed(saga.RESOURCE_STEPS), statuses, strict=True)
+    ]
+    remaining = remaining_steps(POLICIES[JobKind.DEPROVISION], records)
+    final = (StepStatus.COMPLETED, StepStatus.FAILED)
+    assert remaining == [r.name for r in records if r.status not in final]
+
+
+def test_a_rollback_resumed_twice_never_repeats_a_finished_compensation() -> None:
     """After every resource step is rolled back there is nothing left to undo."""
-    done = StepStatus.ROLLED_BACK if kind == "provision" else StepStatus.COMPLETED
-    statuses = [StepStatus.COMPLETED if not s.has_resources else done for s in saga.SAGA]
-    assert steps_to_compensate(_job(kind, statuses)) == []
+    statuses = [
+        StepStatus.COMPLETED if not s.has_resources else StepStatus.ROLLED_BACK for s in saga.SAGA
+    ]
+    assert steps_to_compensate(POLICIES[JobKind.PROVISION], _records(statuses)) == []

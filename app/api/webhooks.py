@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from app.api.auth import admin_required
 from app.api.http_headers import paginated
 from app.api.webhooks_schemas import DeliveryListArgs, DeliveryListSchema
-from app.domain.services import webhooks
+from app.domain.services import webhook_deliveries
 
 blp = Blueprint(
     "webhooks",
@@ -28,7 +28,7 @@ class Deliveries(MethodView):
     @blp.response(200, DeliveryListSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """Webhook deliveries, oldest first, with every attempt (paginated)"""
-        rows, total = webhooks.list_deliveries(
+        rows, total = webhook_deliveries.list_deliveries(
             args.get("departmentId"),
             args.get("provisioningId"),
             args.get("status"),

@@ -18,8 +18,14 @@ TOOL_SCOPES: dict[str, str] = {
     "google_sheets": "tools:google_sheets",
     "database_query": "tools:database_query",
     "web_search": "tools:web_search",
+    # The original service's names: each keeps a scope of its own, so grants
+    # written against it still mean what they said, and acts as its closest tool.
+    "email": "tools:email",
+    "database": "tools:database",
 }
 TOOLS: tuple[str, ...] = tuple(TOOL_SCOPES)
+# Original tool name -> the current tool whose behaviour it gets in the agent.
+ORIGINAL_TOOLS: dict[str, str] = {"email": "gmail", "database": "database_query"}
 
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 3650
@@ -34,6 +40,11 @@ MAX_CUSTOM_CONFIG_BYTES = 16 * 1024
 
 def scopes_for(tools: list[str]) -> list[str]:
     return sorted(TOOL_SCOPES[tool] for tool in tools)
+
+
+def behaviour_of(tool: str) -> str:
+    """The tool whose behaviour ``tool`` gets: itself, unless it is an original name."""
+    return ORIGINAL_TOOLS.get(tool, tool)
 
 
 def retention_days(value: str) -> int:

@@ -10,13 +10,25 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
+from app.domain.kinds import JobPolicy, OnStepFailure
+
 
 class Dispatcher(Protocol):
-    def forward(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None: ...
+    def forward(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+        """The steps in order; a failure anywhere starts the rollback."""
+        ...
+
+    def removals(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+        """The steps in order; a failure is recorded and the walk goes on."""
+        ...
 
     def rollback(self, job_id: uuid.UUID, generation: int) -> None: ...
 
     def compensations(self, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None: ...
+
+    def webhook(self, delivery_id: int, countdown: float | None = None) -> None:
+        """One attempt at a webhook delivery (app/domain/services/webhooks.py)."""
+        ...
 
     def backlog(self) -> int:
         """Task messages waiting in the broker for a free worker."""
@@ -35,3 +47,11 @@ def current() -> Dispatcher:
     if _current is None:
         raise RuntimeError("no dispatcher installed: call celery_init_app() first")
     return _current
+
+
+def send_steps(policy: JobPolicy, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
+    """Queues a job's own steps the way its kind runs them."""
+    if policy.on_step_failure is OnStepFailure.ROLL_BACK:
+        current().forward(job_id, generation, steps)
+    else:
+        current().removals(job_id, generation, steps)

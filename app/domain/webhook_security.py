@@ -1,4 +1,4 @@
-"""Where webhooks may go, and how receivers know they came from us.
+"""Where webhooks may go (signatures: webhook_signing.py).
 
 Address policy: only http(s); never link-local or a cloud metadata endpoint;
 loopback and private ranges only with WEBHOOK_ALLOW_PRIVATE. A URL is judged
@@ -7,26 +7,17 @@ delivery against every address its host resolves to, so a name that later
 resolves somewhere internal (DNS rebinding) is still refused. The delivery
 then connects to the very address that was checked.
 
-Signature: ``X-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-"<t>.<body>">``. Receivers recompute it and reject stale timestamps, which
-stops replays of a captured request.
-
 Standard library only: app.config imports this module while loading settings.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import socket
-import time
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-SIGNATURE_HEADER = "X-Webhook-Signature"
-DEFAULT_TOLERANCE = 300  # seconds a receiver should accept a signature for
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog"})
 METADATA_NETWORKS = (
     ipaddress.ip_network("169.254.169.254/32"),  # AWS, GCP, Azure, OpenStack...
@@ -151,37 +142,3 @@ def resolve_allowed(url: str, allow_private: bool) -> list[IPAddress]:
         if ip not in addresses:
             addresses.append(ip)
     return addresses
-
-
-def signing_key(webhook_secret: str, secrets_key: str) -> bytes:
-    """WEBHOOK_SECRET, or a key derived from SECRETS_KEY: stable per install,
-    and distinct from it so a leaked webhook key reveals nothing stored."""
-    if webhook_secret:
-        return webhook_secret.encode()
-    derived = hmac.new(secrets_key.encode(), b"webhook-signing-v1", hashlib.sha256)
-    return derived.hexdigest().encode()
-
-
-def sign(key: bytes, body: bytes, timestamp: int | None = None) -> str:
-    stamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={digest}"
-
-
-def verify(
-    key: bytes,
-    header: str,
-    body: bytes,
-    tolerance: int = DEFAULT_TOLERANCE,
-    now: float | None = None,
-) -> bool:
-    """What a receiver does: the signature matches and is recent."""
-    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    try:
-        stamp = int(fields["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - stamp) > tolerance:
-        return False
-    expected = hmac.new(key, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, fields.get("v1", ""))

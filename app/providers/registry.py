@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.domain.department import ConfigRules
 from app.providers.base import Provider
 from app.providers.database_postgres import PostgresTenantProvider
 from app.providers.deployment_check import DeploymentCheckProvider
@@ -22,17 +23,38 @@ def _oauth(settings: Settings) -> Provider:
     return BuiltinOAuthProvider(token_url=f"{settings.oauth_issuer}/oauth/token")
 
 
+def _railway(settings: Settings) -> Provider:
+    from sqlalchemy.engine import make_url
+
+    from app.providers.container_railway import RailwayContainerProvider
+    from app.providers.railway_desired import AgentEndpoints
+
+    tenant_url = make_url(settings.tenant_database_url)
+    return RailwayContainerProvider(
+        api_url=settings.RAILWAY_API_URL,
+        api_token=settings.RAILWAY_API_TOKEN,
+        token_kind=settings.RAILWAY_TOKEN_KIND,
+        project_id=settings.RAILWAY_PROJECT_ID,
+        environment_id=settings.RAILWAY_ENVIRONMENT_ID,
+        image=settings.RAILWAY_IMAGE,
+        # The agent on Railway reaches these over the network: they must be public there.
+        endpoints=AgentEndpoints(
+            database_host=tenant_url.host or "127.0.0.1",
+            database_port=tenant_url.port or 5432,
+            database_name=tenant_url.database or "tenants",
+            oauth_token_url=f"{settings.oauth_issuer}/oauth/token",
+        ),
+        poll_interval=settings.RAILWAY_POLL_INTERVAL,
+        poll_max_interval=settings.RAILWAY_POLL_MAX_INTERVAL,
+        deploy_timeout=settings.RAILWAY_DEPLOY_TIMEOUT,
+        request_budget=settings.RAILWAY_REQUEST_BUDGET,
+        max_retry_wait=settings.RAILWAY_MAX_RETRY_WAIT,
+    )
+
+
 def _container(settings: Settings) -> Provider:
     if settings.CONTAINER_RUNTIME == "railway":
-        from app.providers.container_railway import RailwayContainerProvider
-
-        return RailwayContainerProvider(
-            api_url=settings.RAILWAY_API_URL,
-            api_token=settings.RAILWAY_API_TOKEN,
-            project_id=settings.RAILWAY_PROJECT_ID,
-            environment_id=settings.RAILWAY_ENVIRONMENT_ID,
-            image=settings.RAILWAY_IMAGE,
-        )
+        return _railway(settings)
     from sqlalchemy.engine import make_url
 
     tenant_url = make_url(settings.tenant_database_url)
@@ -73,7 +95,7 @@ def _gateway(settings: Settings) -> Provider:
 def providers(settings: Settings) -> dict[str, Provider]:
     """Provider name -> driver, fault-wrapped when (and only when) tests enable it."""
     built: dict[str, Provider] = {
-        "validation": ConfigValidationProvider(),
+        "validation": ConfigValidationProvider(ConfigRules.of(settings)),
         "database": PostgresTenantProvider(tenant_database_url=settings.tenant_database_url),
         "oauth": _oauth(settings),
         "container": _container(settings),
@@ -83,7 +105,12 @@ def providers(settings: Settings) -> dict[str, Provider]:
     injector = FaultInjector(settings.REDIS_URL) if settings.FAULT_INJECTION_ENABLED else None
     if injector is not None:
         built = {name: FaultyProvider(p, injector) for name, p in built.items()}
-    checker: Provider = DeploymentCheckProvider([built[name] for name in COMPONENTS_CHECKED])
+    checked = COMPONENTS_CHECKED
+    if settings.CONTAINER_RUNTIME == "railway":
+        # Railway's state (image, sleeping, a deployment building) is not visible through
+        # the gateway, so its own check joins the health checks and the drift sweep.
+        checked = ("container", *checked)
+    checker: Provider = DeploymentCheckProvider([built[name] for name in checked])
     built["deployment_check"] = FaultyProvider(checker, injector) if injector else checker
     return built
 
@@ -97,4 +124,12 @@ def checks_provider(settings: Settings) -> DeploymentCheckProvider:
     checker = providers(settings)["deployment_check"]
     inner = checker.inner if isinstance(checker, FaultyProvider) else checker
     assert isinstance(inner, DeploymentCheckProvider)
+    return inner
+
+
+def tenant_database(settings: Settings) -> PostgresTenantProvider:
+    """The tenant database driver itself, for work outside the saga (retention)."""
+    database = providers(settings)["database"]
+    inner = database.inner if isinstance(database, FaultyProvider) else database
+    assert isinstance(inner, PostgresTenantProvider)
     return inner

@@ -331,7 +331,7 @@ def test_auto_repair_brings_back_a_killed_agent_and_a_deactivated_workflow(
     with _settings(AUTO_REPAIR=True):
         result = app.test_cli_runner().invoke(args=["provisioning", "drift"])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 7, result.output  # drift found (repair started, not awaited)
     line = next(x for x in result.output.splitlines() if x.startswith(department_id))
     assert "railway_agent" in line and "n8n_workflows" in line and "repair job" in line
     job = line.split("repair job ")[1].rstrip(")")

@@ -145,7 +145,7 @@ def test_tenant_code_never_runs_with_the_orchestrators_rights(
 ) -> None:
     from app.domain.services.cleanup import cleanup_department
     from app.domain.services.drift import detect_drift
-    from app.domain.services.jobs import context_for
+    from app.domain.services.job_records import context_for
     from app.persistence.database import db
     from app.persistence.models import Department
     from app.providers.registry import provider
@@ -182,6 +182,9 @@ def test_tenant_code_never_runs_with_the_orchestrators_rights(
     conn.close()
     detect_drift(settings)
     after("drift check")
+    retention = app.extensions["celery"].send_task("provisioning.enforce_retention")
+    assert any(line.startswith(f"{victim}: {{") for line in retention.get(timeout=60))
+    after("retention")
     fired = _attack_log(victim, env)
     report = cleanup_department(other, settings, force=True)
     assert report.ok, report.lines
@@ -195,6 +198,7 @@ def test_tenant_code_never_runs_with_the_orchestrators_rights(
     # The traps did fire (the test is not vacuous), and only ever as the tenant.
     origins = {origin.split()[0] for origin, _, _ in fired}
     assert {"tenant_settings", "to_jsonb(text)"} <= origins, fired
+    assert "messages STATEMENT DELETE" in {origin for origin, _, _ in fired}, fired
     assert {(session, current) for _, session, current in fired} == {(role, role)}, fired
 
 

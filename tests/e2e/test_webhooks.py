@@ -7,6 +7,7 @@ this module restarts the stack's worker with the webhook settings it needs
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -27,7 +28,10 @@ from flask.testing import FlaskClient
 from tests.conftest import Stack, department_payload, make_token
 from tests.e2e.conftest import submit, wait_for_job
 
-WEBHOOK_SECRET = "test-webhook-secret-" + "w" * 32
+# Two secrets, as during a key rotation: a Standard Webhooks one and a plain one.
+NEW_SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
+OLD_SECRET = "test-webhook-secret-" + "w" * 32
+WEBHOOK_SECRET = f"{NEW_SECRET} {OLD_SECRET}"
 WORKER_ENV = {"WEBHOOK_SECRET": WEBHOOK_SECRET, "WEBHOOK_RETRY_BASE": "0.3", "WEBHOOK_TIMEOUT": "3"}
 STATE_LINE = re.compile(r"state (\w+) -> (\w+)")
 
@@ -184,22 +188,30 @@ def state_changes(view: dict[str, Any]) -> list[tuple[str, str]]:
     return [m.groups() for line in view["logs"] if (m := STATE_LINE.search(line))]  # type: ignore[misc]
 
 
-def signing_key() -> bytes:
-    from app.domain.webhook_security import signing_key as key_for
-
-    return key_for(WEBHOOK_SECRET, "")
-
-
 def assert_signed_and_fresh(received: Received) -> None:
-    from app.domain.webhook_security import verify
+    """As a receiver would check: with the standardwebhooks library, under either
+    secret of the rotation; and the deprecated header with the first secret."""
+    from standardwebhooks import Webhook, WebhookVerificationError
 
-    header = received.headers["X-Webhook-Signature"]
-    assert verify(signing_key(), header, received.body, tolerance=30, now=received.at), header
-    stamp = int(header.split(",")[0].removeprefix("t="))
+    from app.domain.webhook_signing import verify_legacy
+
+    headers = received.headers
+    for secret in (NEW_SECRET, OLD_SECRET.encode()):
+        assert Webhook(secret).verify(received.body, headers) == received.event
+    with pytest.raises(WebhookVerificationError):
+        Webhook(b"some-other-secret-" + b"x" * 20).verify(received.body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(NEW_SECRET).verify(received.body + b" ", headers)
+    assert headers["webhook-id"] == received.event["id"]
+    stamp = int(headers["webhook-timestamp"])
     assert received.at - 30 <= stamp <= received.at + 1
-    # A replayed body under another timestamp, or a tampered body, does not verify.
-    assert not verify(signing_key(), header, received.body + b" ", now=received.at)
-    assert not verify(signing_key(), header, received.body, now=received.at + 3600)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+
+    legacy = headers["X-Webhook-Signature"]
+    key = NEW_SECRET.encode()
+    assert verify_legacy(key, legacy, received.body, tolerance=30, now=received.at), legacy
+    assert not verify_legacy(key, legacy, received.body + b" ", now=received.at)
+    assert not verify_legacy(key, legacy, received.body, now=received.at + 3600)
 
 
 # --- the address policy, on its own ---------------------------------------------

@@ -4,72 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
-from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from app.providers.base import DepartmentContext, ProviderError, TransientProviderError
 from app.providers.container_railway import RailwayContainerProvider
+from tests.providers.railway_support import (
+    CONFIG,
+    DB_PASSWORD,
+    ENDPOINTS,
+    IMAGE,
+    OAUTH_SECRET,
+    TOKEN,
+    MemorySecrets,
+    make_context,
+    make_provider,
+    railway,
+)
 from tests.support.railway_standin import RailwayStandIn
 
-TOKEN = "rw-test-token-5f1c"
-DB_PASSWORD = "db-pass-Zq81!x"
-OAUTH_SECRET = "oauth-secret-Hh27@k"
-CONFIG = {"displayName": "Sales", "model": "small", "resources": {"cpu": "0.5", "memory": "512Mi"}}
-
-
-class MemorySecrets:
-    def __init__(self, values: dict[str, str] | None = None) -> None:
-        self.values = dict(values or {})
-
-    def get(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def put(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-    def delete(self, name: str) -> None:
-        self.values.pop(name, None)
-
-
-def make_context(
-    department_id: str = "sales-1",
-    config: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
-) -> DepartmentContext:
-    return DepartmentContext(
-        department_id=department_id,
-        config=dict(CONFIG if config is None else config),
-        resources={},
-        secrets=MemorySecrets(
-            {"database_password": DB_PASSWORD, "oauth_client_secret": OAUTH_SECRET}
-            if secrets is None
-            else secrets
-        ),
-    )
-
-
-@pytest.fixture
-def railway() -> Iterator[RailwayStandIn]:
-    with RailwayStandIn(token=TOKEN, build_seconds=0.1, deploy_seconds=0.1) as standin:
-        yield standin
-
-
-def make_provider(railway: RailwayStandIn, **overrides: Any) -> RailwayContainerProvider:
-    options: dict[str, Any] = {
-        "api_url": railway.url,
-        "api_token": TOKEN,
-        "project_id": railway.project_id,
-        "environment_id": railway.environment_id,
-        "image": "ghcr.io/example/agent:1.4.0",
-        "variables_base": {"LOG_LEVEL": "info"},
-        "poll_interval": 0.02,
-        "deploy_timeout": 5.0,
-    }
-    options.update(overrides)
-    return RailwayContainerProvider(**options)
+__all__ = ["railway"]  # the fixture, imported for pytest
 
 
 def test_create_makes_one_service_with_variables_a_successful_deployment_and_a_domain(
@@ -83,9 +39,15 @@ def test_create_makes_one_service_with_variables_a_successful_deployment_and_a_d
     variables = railway.variables_of(service["id"])
     assert variables["AGENT_DEPARTMENT_ID"] == "sales-1"
     assert json.loads(variables["AGENT_CONFIG_JSON"]) == CONFIG
-    assert variables["AGENT_DATABASE_PASSWORD"] == DB_PASSWORD
+    assert variables["AGENT_DATABASE_URL"] == (
+        f"postgresql://sales_1_role:{quote(DB_PASSWORD, safe='')}@db.internal:5432/tenants"
+    )
+    assert variables["AGENT_DATABASE_SCHEMA"] == "sales_1_tenant"
+    assert variables["AGENT_OAUTH_TOKEN_URL"] == "https://orchestrator/oauth/token"
+    assert variables["AGENT_OAUTH_CLIENT_ID"] == "dept-sales-1"
     assert variables["AGENT_OAUTH_CLIENT_SECRET"] == OAUTH_SECRET
     assert variables["LOG_LEVEL"] == "info"
+    assert service["limits"] == {"vCPUs": 0.5, "memoryGB": 0.5}
     [deployment] = railway.deployments_of(service["id"])
     assert deployment["status"] == "SUCCESS"
     domain = railway.domain_of(service["id"])
@@ -95,17 +57,16 @@ def test_create_makes_one_service_with_variables_a_successful_deployment_and_a_d
     assert outputs["deploymentId"] == deployment["id"]
     assert outputs["url"] == f"https://{domain}"
     assert outputs["upstream"] == f"{domain}:443"
-    assert outputs["resources"]["cpu"] == "0.5"
-    assert outputs["resources"]["memory"] == "512Mi"
-    assert outputs["resources"]["applied"] is False
+    assert outputs["resources"] == {"vCPUs": 0.5, "memoryGB": 0.5, "applied": True}
+    assert outputs["image"] == IMAGE and outputs["status"] == "SUCCESS"
 
 
-def test_absent_secrets_are_not_set(railway: RailwayStandIn) -> None:
-    outputs = make_provider(railway).create(make_context(secrets={"database_password": "p"}))
+def test_missing_inputs_are_a_permanent_error_before_any_request(railway: RailwayStandIn) -> None:
+    with pytest.raises(ProviderError, match="oauth_client_secret") as raised:
+        make_provider(railway).create(make_context(secrets={"database_password": "p"}))
 
-    variables = railway.variables_of(outputs["serviceId"])
-    assert variables["AGENT_DATABASE_PASSWORD"] == "p"
-    assert "AGENT_OAUTH_CLIENT_SECRET" not in variables
+    assert not isinstance(raised.value, TransientProviderError)
+    assert railway.requests == 0
 
 
 def test_create_again_reuses_the_service_and_its_deployment(railway: RailwayStandIn) -> None:
@@ -116,6 +77,7 @@ def test_create_again_reuses_the_service_and_its_deployment(railway: RailwayStan
     second = provider.create(make_context())
 
     assert second == first
+    assert railway.operations == ["projectServices", "serviceState", "domains"]
     assert len(railway.services()) == 1
     assert len(railway.deployments_of(first["serviceId"])) == 1
     assert "serviceCreate" not in railway.operations
@@ -163,11 +125,10 @@ def test_retry_after_a_failed_deployment_deploys_again(railway: RailwayStandIn) 
 def test_still_building_past_the_timeout_is_transient_and_a_retry_waits(
     railway: RailwayStandIn,
 ) -> None:
-    railway.build_seconds = 30.0
+    railway.timings["BUILDING"] = 1.5
     with pytest.raises(TransientProviderError, match="BUILDING"):
         make_provider(railway, deploy_timeout=0.2).create(make_context())
 
-    railway.build_seconds = 0.1
     outputs = make_provider(railway).create(make_context())
 
     # The retry waited for the build it had started instead of starting another one.
@@ -175,9 +136,8 @@ def test_still_building_past_the_timeout_is_transient_and_a_retry_waits(
     assert deployment["status"] == "SUCCESS"
 
 
-@pytest.mark.parametrize("style", ["http", "graphql"])
-def test_rate_limit_is_transient(railway: RailwayStandIn, style: str) -> None:
-    railway.rate_limit(count=1, style=style)
+def test_rate_limit_as_a_graphql_error_is_transient(railway: RailwayStandIn) -> None:
+    railway.rate_limit(count=1, style="graphql")
 
     with pytest.raises(TransientProviderError):
         make_provider(railway).create(make_context())
@@ -208,7 +168,8 @@ def test_unreachable_api_is_transient() -> None:
         api_token=TOKEN,
         project_id=project,
         environment_id=environment,
-        image="ghcr.io/example/agent:1.4.0",
+        image=IMAGE,
+        endpoints=ENDPOINTS,
     )
 
     with pytest.raises(TransientProviderError):
@@ -227,6 +188,7 @@ def test_delete_removes_the_service_and_is_idempotent(railway: RailwayStandIn) -
     provider.delete(bare)
 
     assert [s["name"] for s in railway.services()] == ["dept-other-2"]
+    assert railway.operations.count("serviceDomainDelete") == 1
 
 
 def test_check_reports_healthy_then_unhealthy(railway: RailwayStandIn) -> None:
@@ -258,16 +220,22 @@ def test_check_with_wrong_token_is_unhealthy_not_raised(railway: RailwayStandIn)
     assert "Not Authorized" in result.detail
 
 
-def test_initial_deployment_from_service_create_is_superseded(railway: RailwayStandIn) -> None:
-    # Railway may start a deployment when serviceCreate gets an image; the driver's own
-    # deployment (with the variables) must be the one it reports.
-    railway.deploy_on_create = True
+def test_a_deployment_started_by_service_create_already_has_the_variables(
+    railway: RailwayStandIn,
+) -> None:
+    # Railway may build as soon as serviceCreate gets an image (one public report says it
+    # does): the variables are in serviceCreate's input, so that build has them.
+    railway.model.deploy_on_create = True
 
-    outputs = make_provider(railway).create(make_context())
+    outputs = make_provider(railway, variables_base={}).create(make_context(config={}))
 
     deployments = railway.deployments_of(outputs["serviceId"])
-    assert [d["status"] for d in deployments] == ["REMOVED", "SUCCESS"]
-    assert outputs["deploymentId"] == deployments[-1]["id"]
+    assert deployments[0]["variables"]["AGENT_OAUTH_CLIENT_SECRET"] == OAUTH_SECRET
+    assert deployments[0]["image"] == IMAGE
+    # No resources asked for, nothing changed after creation: that build is the one used.
+    assert [d["status"] for d in deployments] == ["SUCCESS"]
+    assert outputs["deploymentId"] == deployments[0]["id"]
+    assert "variableCollectionUpsert" not in railway.operations
 
 
 def test_secrets_never_reach_outputs_errors_or_logs(
@@ -293,7 +261,7 @@ def test_secrets_never_reach_outputs_errors_or_logs(
 
 def test_error_text_echoing_a_secret_is_redacted(railway: RailwayStandIn) -> None:
     # Railway validation errors quote variable values; a bad base variable must not leak one.
-    provider = make_provider(railway, variables_base={"BROKEN": 5})
+    provider = make_provider(railway, variables_base={"BROKEN": 5})  # type: ignore[dict-item]
 
     with pytest.raises(ProviderError) as raised:
         provider.create(make_context())

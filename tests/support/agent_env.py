@@ -81,6 +81,11 @@ class TenantDatabase:
             sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
                 sql.Identifier(self.schema), sql.Identifier(self.role)
             ),
+            # Databases of the stack refuse PUBLIC (app/providers/database_lockdown.py):
+            # like a real tenant, this one is let in by name.
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(database_name()), sql.Identifier(self.role)
+            ),
         )
         return self
 
@@ -89,7 +94,17 @@ class TenantDatabase:
 
     def drop(self) -> None:
         self.drop_schema()
-        self._run(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(self.role)))
+        role = sql.Identifier(self.role)
+        connection = admin_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,))
+                if cursor.fetchone():
+                    # Also takes back its CONNECT grant, which DROP ROLE would refuse.
+                    cursor.execute(sql.SQL("DROP OWNED BY {}").format(role))
+                    cursor.execute(sql.SQL("DROP ROLE {}").format(role))
+        finally:
+            connection.close()
 
     def _run(self, *statements: sql.Composable) -> None:
         connection = admin_connection()

@@ -1,211 +1,123 @@
-"""A local stand-in for Railway's public GraphQL API, for tests and offline runs.
+"""A local stand-in for Railway's public GraphQL API, serving Railway's real schema.
 
-It serves the subset of ``https://backboard.railway.com/graphql/v2`` that
-``app.providers.container_railway`` uses, with the same operation names, argument and input
-shapes and answer shapes as Railway's documentation (docs.railway.com/integrations/api/
-manage-services, manage-deployments, manage-variables, manage-domains), executed by a real
-GraphQL engine (graphql-core), so a misspelt field or wrong input type fails here as it would
-against Railway.
+Every request is parsed and validated against Railway's own schema (the introspection the
+official CLI ships, ``/work/shared/spec/railway-schema.json``, copied as
+``tests/support/railway-schema.json``) before anything runs, so an operation Railway would
+refuse is refused here, with Railway's error shape: HTTP 400 and
+``{"errors": [{"message", "locations", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]}``.
+The model behind it (``railway_model``) walks all 13 deployment statuses; with a runtime
+(``railway_runtime``) each successful deployment really runs the image's process behind the
+service's domain.
 
 Behaviour copied from Railway:
 
-* ``Authorization: Bearer <token>``; a missing or wrong token answers ``"Not Authorized"`` in a
-  GraphQL ``errors`` array with HTTP 200 (pass ``unauthorized_status=401`` for a hard 401).
-* Parse/validation errors answer 400; execution errors answer 200 with ``errors``.
-* Rate limiting answers 429 with ``Retry-After`` and ``X-RateLimit-*`` headers.
-* Deployments go BUILDING -> DEPLOYING -> SUCCESS over ``build_seconds + deploy_seconds``;
-  a newer deployment turns older in-progress ones REMOVED, and an older SUCCESS REMOVED once
-  the newer one succeeds. ``variableCollectionUpsert`` redeploys unless ``skipDeploys``.
+* account and workspace tokens in ``Authorization: Bearer``, project tokens in
+  ``Project-Access-Token``; a wrong or misplaced token answers ``"Not Authorized"`` in a
+  GraphQL ``errors`` array with HTTP 200 (``unauthorized_status=401`` for a hard 401);
+* execution errors answer 200 with ``errors``; rate limiting 429 with ``Retry-After``.
 
-Assumed (not documented by Railway): service names need not be unique in a project, a service
-has at most one Railway-provided domain, and ``serviceCreate`` starts no deployment unless
-``deploy_on_create=True``.
+Assumed (not documented by Railway): service names need not be unique, a service has at
+most one Railway-provided domain, ``serviceCreate`` deploys only with ``deploy_on_create``,
+``serviceInstanceUpdate`` and ``serviceInstanceLimitsUpdate`` take effect at the next deploy.
 
 Use from tests::
 
     with RailwayStandIn(token="t") as railway:
-        railway.url                  # http://127.0.0.1:<port>/graphql/v2
-        railway.fail_next_deployment("CRASHED")
-        railway.rate_limit(count=2)
+        railway.url                    # http://127.0.0.1:<port>/graphql/v2
+        railway.script_next_deployment("CRASHED")
+        railway.rate_limit(count=2, retry_after=1)
 
-Or run it: ``python -m tests.support.railway_standin --port 8765 --token t``; control it with
-``POST /_standin/fail-next {"status": "FAILED"}``, ``POST /_standin/rate-limit {"count": 3}``
-and ``GET /_standin/state`` (variable names only, never values).
+Or run it: ``python -m tests.support.railway_standin --port 8765 --token t``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-from graphql import (
-    GraphQLError,
-    build_schema,
-    execute,
-    parse,
-    validate,
-)
+from graphql import GraphQLError, build_client_schema, execute, parse, validate
+
+from tests.support.railway_http import serve
+from tests.support.railway_model import OUTCOMES, Project, Runtime, Script
+from tests.support.railway_resolvers import Root
 
 GRAPHQL_PATH = "/graphql/v2"
 DEFAULT_TOKEN = "standin-token"
-
-SCHEMA_SDL = """
-scalar DateTime
-"A JSON object of variable name -> string value, as Railway's EnvironmentVariables scalar."
-scalar EnvironmentVariables
-
-enum DeploymentStatus {
-  BUILDING CRASHED DEPLOYING FAILED INITIALIZING NEEDS_APPROVAL QUEUED
-  REMOVED REMOVING SKIPPED SLEEPING SUCCESS WAITING
-}
-
-type Service { id: String! name: String! projectId: String! createdAt: DateTime! }
-type ProjectServicesConnectionEdge { node: Service! cursor: String! }
-type ProjectServicesConnection { edges: [ProjectServicesConnectionEdge!]! }
-type Project { id: String! name: String! services: ProjectServicesConnection! }
-
-type Deployment {
-  id: String! status: DeploymentStatus! createdAt: DateTime!
-  projectId: String! serviceId: String environmentId: String!
-  staticUrl: String url: String
-}
-type QueryDeploymentsConnectionEdge { node: Deployment! cursor: String! }
-type QueryDeploymentsConnection { edges: [QueryDeploymentsConnectionEdge!]! }
-
-type ServiceDomain {
-  id: String! domain: String! suffix: String serviceId: String! environmentId: String!
-  targetPort: Int
-}
-type CustomDomain { id: String! domain: String! }
-type AllDomains { serviceDomains: [ServiceDomain!]! customDomains: [CustomDomain!]! }
-
-input DeploymentListStatusInput { successfulOnly: Boolean }
-input DeploymentListInput {
-  projectId: String environmentId: String serviceId: String status: DeploymentListStatusInput
-}
-input ServiceSourceInput { image: String repo: String }
-input ServiceCreateInput {
-  projectId: String! name: String environmentId: String branch: String icon: String
-  source: ServiceSourceInput variables: EnvironmentVariables
-}
-input VariableCollectionUpsertInput {
-  projectId: String! environmentId: String! serviceId: String
-  variables: EnvironmentVariables! replace: Boolean = false skipDeploys: Boolean = false
-}
-input ServiceDomainCreateInput { serviceId: String! environmentId: String! targetPort: Int }
-
-type Query {
-  project(id: String!): Project!
-  deployment(id: String!): Deployment!
-  deployments(input: DeploymentListInput!, first: Int): QueryDeploymentsConnection!
-  domains(projectId: String!, environmentId: String!, serviceId: String!): AllDomains!
-  variables(
-    projectId: String!, environmentId: String!, serviceId: String, unrendered: Boolean
-  ): EnvironmentVariables!
-}
-
-type Mutation {
-  serviceCreate(input: ServiceCreateInput!): Service!
-  serviceDelete(id: String!, environmentId: String): Boolean!
-  variableCollectionUpsert(input: VariableCollectionUpsertInput!): Boolean!
-  serviceInstanceDeployV2(serviceId: String!, environmentId: String!, commitSha: String): String!
-  serviceDomainCreate(input: ServiceDomainCreateInput!): ServiceDomain!
-}
-"""
-
-SCHEMA = build_schema(SCHEMA_SDL)
-IN_PROGRESS = ("BUILDING", "DEPLOYING")
+SCHEMA_FILE = Path(__file__).with_name("railway-schema.json")
+SCHEMA = build_client_schema(json.loads(SCHEMA_FILE.read_text())["data"])
+Reply = tuple[int, dict[str, Any], dict[str, str]]
 
 
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _error(message: str, code: str | None = None) -> dict[str, Any]:
+def error(message: str, code: str | None = None, located: Any = None) -> dict[str, Any]:
+    """Railway's error shape: message, locations/path when known, extensions.code."""
     extensions: dict[str, Any] = {"traceId": uuid.uuid4().hex}
     if code:
         extensions["code"] = code
-    return {"message": message, "extensions": extensions}
-
-
-@dataclass
-class _Service:
-    id: str
-    name: str
-    image: str | None
-    created_at: str = field(default_factory=_now_iso)
-    variables: dict[str, str] = field(default_factory=dict)
-    domain: dict[str, Any] | None = None
-
-
-@dataclass
-class _Deployment:
-    id: str
-    service_id: str
-    outcome: str
-    started: float = field(default_factory=time.monotonic)
-    created_at: str = field(default_factory=_now_iso)
-    removed: bool = False
+    where = {k: v for k, v in (located or {}).items() if k in ("locations", "path") and v}
+    return {"message": message, **where, "extensions": extensions}
 
 
 class RailwayStandIn:
-    """In-memory Railway project with one environment, served over real HTTP."""
+    """One in-memory Railway project with one environment, served over real HTTP."""
 
     def __init__(
         self,
         *,
         token: str = DEFAULT_TOKEN,
+        project_token: str | None = None,
         project_id: str = "proj-standin",
         environment_id: str = "env-standin",
         build_seconds: float = 0.2,
         deploy_seconds: float = 0.2,
+        step_seconds: float = 0.05,
         unauthorized_status: int = 200,
         deploy_on_create: bool = False,
+        runtime: Runtime | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.token = token
+        self.project_token = project_token
         self.project_id = project_id
         self.environment_id = environment_id
-        self.build_seconds = build_seconds
-        self.deploy_seconds = deploy_seconds
         self.unauthorized_status = unauthorized_status
-        self.deploy_on_create = deploy_on_create
+        self.timings = {
+            "QUEUED": step_seconds,
+            "INITIALIZING": step_seconds,
+            "BUILDING": build_seconds,
+            "DEPLOYING": deploy_seconds,
+            "REMOVING": step_seconds,
+        }
+        self.model = Project(timings=self.timings, runtime=runtime)
+        if runtime is not None:
+            runtime.waker = self._wake  # type: ignore[attr-defined]
+        self.model.deploy_on_create = deploy_on_create
+        self.lock = threading.RLock()
         self._address = (host, port)
-        self._lock = threading.RLock()
-        self._services: dict[str, _Service] = {}
-        self._deployments: list[_Deployment] = []  # oldest first
-        self._fail_next: list[str] = []
         self._rate_limited = 0
-        self._rate_limit_style = "http"
+        self._rate_limit_style = ("http", 1)
         self.operations: list[str] = []  # operation names received, for assertions
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.requests = 0  # GraphQL requests answered, rate-limited ones included
+        self._server: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> str:
-        self._server = ThreadingHTTPServer(self._address, _Handler)
-        self._server.standin = self  # type: ignore[attr-defined]
-        # A short poll interval keeps stop() (and so every test teardown) quick.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = serve(self, self._address, GRAPHQL_PATH)
         return self.url
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
+        with self.lock:
+            for service_id in list(self.model.services):
+                self.model.delete_service(service_id)
 
     def __enter__(self) -> RailwayStandIn:
         self.start()
@@ -218,413 +130,161 @@ class RailwayStandIn:
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("stand-in not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{GRAPHQL_PATH}"
+        return str(self._server.url)
 
     # -- test controls ------------------------------------------------------------------
 
-    def fail_next_deployment(self, status: str = "FAILED") -> None:
-        """The next deployment builds, then ends in ``status`` (FAILED or CRASHED)."""
-        if status not in ("FAILED", "CRASHED"):
-            raise ValueError(status)
-        with self._lock:
-            self._fail_next.append(status)
+    def script_next_deployment(
+        self, outcome: str = "SUCCESS", extra: list[tuple[str, float]] | None = None
+    ) -> None:
+        """The next deployment ends in ``outcome`` after the usual phases plus ``extra``
+        ones (e.g. ``[("WAITING", 0.5)]`` after QUEUED)."""
+        if outcome not in OUTCOMES:
+            raise ValueError(outcome)
+        with self.lock:
+            self.model.scripts.append(Script(outcome, list(extra or [])))
 
-    def rate_limit(self, count: int = 1, style: str = "http") -> None:
-        """Refuse the next ``count`` requests: ``http`` = 429, ``graphql`` = 200 + errors."""
-        with self._lock:
+    def fail_next_deployment(self, status: str = "FAILED") -> None:
+        self.script_next_deployment(status)
+
+    def sleep_service(self, service_id: str) -> None:
+        """Railway's serverless sleep: the live deployment goes SLEEPING, its process stops,
+        and the next request to its domain wakes it."""
+        with self.lock:
+            self.model.sleep(service_id)
+
+    def _wake(self, service_id: str) -> None:
+        """A connection reached a service's domain: wake it if asleep, then let it in."""
+        with self.lock:
+            instance = self.model.wake(service_id)
+        deadline = time.monotonic() + 20
+        while instance is not None and not instance.ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def rate_limit(self, count: int = 1, style: str = "http", retry_after: int = 1) -> None:
+        """Refuse the next ``count`` requests: ``http`` = 429 + Retry-After,
+        ``graphql`` = 200 with a rate-limit error."""
+        with self.lock:
             self._rate_limited = count
-            self._rate_limit_style = style
+            self._rate_limit_style = (style, retry_after)
 
     # -- inspection ---------------------------------------------------------------------
 
     def services(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [{"id": s.id, "name": s.name, "image": s.image} for s in self._services.values()]
+        with self.lock:
+            return [
+                {"id": s.id, "name": s.name, "image": s.image, "limits": dict(s.limits)}
+                for s in self.model.services.values()
+            ]
 
     def variables_of(self, service_id: str) -> dict[str, str]:
-        with self._lock:
-            return dict(self._services[service_id].variables)
+        with self.lock:
+            return dict(self.model.require_service(service_id).variables)
 
     def deployments_of(self, service_id: str) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
+            self.model.tick()
+            root = self._root()
             return [
-                self._deployment_view(d) for d in self._deployments if d.service_id == service_id
+                {**root.deployment_view(d), "image": d.image, "variables": dict(d.variables)}
+                for d in self.model.of(service_id)
             ]
 
     def domain_of(self, service_id: str) -> str | None:
-        with self._lock:
-            domain = self._services[service_id].domain
+        with self.lock:
+            domain = self.model.require_service(service_id).domain
             return domain["domain"] if domain else None
 
-    def state(self) -> dict[str, Any]:
-        """Everything but variable values, for the control endpoint."""
-        with self._lock:
-            return {
-                "projectId": self.project_id,
-                "environmentId": self.environment_id,
-                "services": [
-                    {
-                        **svc,
-                        "variableNames": sorted(self._services[svc["id"]].variables),
-                        "domain": self.domain_of(svc["id"]),
-                        "deployments": self.deployments_of(svc["id"]),
-                    }
-                    for svc in self.services()
-                ],
-            }
+    def instance_of(self, service_id: str) -> Any:
+        """The running process of the service's live deployment (runtime only), or None."""
+        with self.lock:
+            self.model.tick()
+            live = [d for d in self.model.of(service_id) if d.status == "SUCCESS"]
+            return live[-1].instance if live else None
 
-    # -- HTTP-independent request handling ----------------------------------------------
+    # -- request handling ---------------------------------------------------------------
 
-    def handle(
-        self, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def handle(self, headers: dict[str, str], body: bytes) -> Reply:
         """Answer one POST to /graphql/v2 as ``(status, json body, extra headers)``."""
+        with self.lock:
+            self.requests += 1
         refusal = self._refuse_rate_limited()
         if refusal is not None:
             return refusal
-        if headers.get("authorization", "") != f"Bearer {self.token}":
-            return (
-                self.unauthorized_status,
-                {"data": None, "errors": [_error("Not Authorized")]},
-                {},
-            )
+        if not self._authorized(headers):
+            return self.unauthorized_status, {"errors": [error("Not Authorized")]}, {}
         try:
             payload = json.loads(body or b"{}")
             document = parse(payload["query"])
         except (ValueError, KeyError, TypeError, GraphQLError) as exc:
-            return 400, {"errors": [_error(f"Syntax Error: {exc}", "GRAPHQL_PARSE_FAILED")]}, {}
+            return 400, {"errors": [error(f"Syntax Error: {exc}", "GRAPHQL_PARSE_FAILED")]}, {}
         problems = validate(SCHEMA, document)
         if problems:
-            errors = [
-                {**e.formatted, **_error(e.message, "GRAPHQL_VALIDATION_FAILED")} for e in problems
-            ]
+            errors = [error(e.message, "GRAPHQL_VALIDATION_FAILED", e.formatted) for e in problems]
             return 400, {"errors": errors}, {}
         return self._execute(document, payload)
 
-    def _execute(
-        self, document: Any, payload: dict[str, Any]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        bearer = headers.get("authorization", "")
+        project = headers.get("project-access-token", "")
+        if self.project_token and project == self.project_token:
+            return not bearer
+        return bearer == f"Bearer {self.token}" and not project
+
+    def _root(self) -> Root:
+        return Root(self.model, self.project_id, self.environment_id)
+
+    def _execute(self, document: Any, payload: dict[str, Any]) -> Reply:
         self.operations.extend(
             d.name.value for d in document.definitions if getattr(d, "name", None)
         )
-        with self._lock:
+        with self.lock:
+            self.model.tick()
             result = execute(
                 SCHEMA,
                 document,
-                root_value=_Root(self),
+                root_value=self._root(),
                 variable_values=payload.get("variables") or {},
                 operation_name=payload.get("operationName"),
             )
         if result.errors and result.data is None and not any(e.path for e in result.errors):
             # Variable coercion failed before any field ran.
-            return (
-                400,
-                {
-                    "errors": [
-                        {**e.formatted, **_error(e.message, "BAD_USER_INPUT")}
-                        for e in result.errors
-                    ]
-                },
-                {},
-            )
+            errors = [error(e.message, "BAD_USER_INPUT", e.formatted) for e in result.errors]
+            return 400, {"errors": errors}, {}
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [
-                {**e.formatted, **_error(e.message, "INTERNAL_SERVER_ERROR")} for e in result.errors
+                error(e.message, "INTERNAL_SERVER_ERROR", e.formatted) for e in result.errors
             ]
         return 200, body, {}
 
-    def _refuse_rate_limited(self) -> tuple[int, dict[str, Any], dict[str, str]] | None:
-        with self._lock:
+    def _refuse_rate_limited(self) -> Reply | None:
+        with self.lock:
             if self._rate_limited <= 0:
                 return None
             self._rate_limited -= 1
-            style = self._rate_limit_style
+            style, retry_after = self._rate_limit_style
         if style == "graphql":
-            return (
-                200,
-                {"data": None, "errors": [_error("Rate limit exceeded", "RATE_LIMITED")]},
-                {},
-            )
-        headers = {"Retry-After": "1", "X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "0"}
-        return (
-            429,
-            {"errors": [_error("You are being ratelimited. Please try again later")]},
-            headers,
-        )
-
-    # -- model (called with the lock held) ----------------------------------------------
-
-    def require_scope(self, project_id: str | None, environment_id: str | None = None) -> None:
-        if project_id is not None and project_id != self.project_id:
-            raise GraphQLError("Project not found")
-        if environment_id is not None and environment_id != self.environment_id:
-            raise GraphQLError("Environment not found")
-
-    def require_service(self, service_id: str | None) -> _Service:
-        service = self._services.get(service_id or "")
-        if service is None:
-            raise GraphQLError("Service not found")
-        return service
-
-    def create_service(self, name: str, image: str | None, variables: dict[str, str]) -> _Service:
-        service = _Service(id=str(uuid.uuid4()), name=name, image=image, variables=dict(variables))
-        self._services[service.id] = service
-        if self.deploy_on_create and image:
-            self.start_deployment(service.id)
-        return service
-
-    def delete_service(self, service_id: str) -> None:
-        self.require_service(service_id)
-        del self._services[service_id]
-        self._deployments = [d for d in self._deployments if d.service_id != service_id]
-
-    def start_deployment(self, service_id: str) -> _Deployment:
-        for older in self._deployments:
-            if older.service_id == service_id and self._status(older) in IN_PROGRESS:
-                older.removed = True
-        outcome = self._fail_next.pop(0) if self._fail_next else "SUCCESS"
-        deployment = _Deployment(id=str(uuid.uuid4()), service_id=service_id, outcome=outcome)
-        self._deployments.append(deployment)
-        return deployment
-
-    def find_deployment(self, deployment_id: str) -> _Deployment:
-        for deployment in self._deployments:
-            if deployment.id == deployment_id:
-                return deployment
-        raise GraphQLError("Deployment not found")
-
-    def list_deployments(self, service_id: str | None) -> list[_Deployment]:
-        newest_first = reversed(self._deployments)
-        return [d for d in newest_first if service_id is None or d.service_id == service_id]
-
-    def create_domain(self, service: _Service, target_port: int | None) -> dict[str, Any]:
-        if service.domain is not None:
-            raise GraphQLError("Service already has a Railway-provided domain")
-        suffix = "up.railway.app"
-        service.domain = {
-            "id": str(uuid.uuid4()),
-            "domain": f"{service.name}-production-{secrets.token_hex(2)}.{suffix}",
-            "suffix": suffix,
-            "serviceId": service.id,
-            "environmentId": self.environment_id,
-            "targetPort": target_port,
+            return 200, {"data": None, "errors": [error("Rate limit exceeded", "RATE_LIMITED")]}, {}
+        headers = {
+            "Retry-After": str(retry_after),
+            "X-RateLimit-Limit": "1000",
+            "X-RateLimit-Remaining": "0",
         }
-        return service.domain
-
-    def _status(self, deployment: _Deployment) -> str:
-        if deployment.removed:
-            return "REMOVED"
-        age = time.monotonic() - deployment.started
-        if age < self.build_seconds:
-            return "BUILDING"
-        if age < self.build_seconds + self.deploy_seconds:
-            return "DEPLOYING"
-        if deployment.outcome == "SUCCESS" and self._superseded(deployment):
-            return "REMOVED"
-        return deployment.outcome
-
-    def _superseded(self, deployment: _Deployment) -> bool:
-        later = self._deployments[self._deployments.index(deployment) + 1 :]
-        return any(
-            d.service_id == deployment.service_id and not d.removed and self._status(d) == "SUCCESS"
-            for d in later
-        )
-
-    def _deployment_view(self, deployment: _Deployment) -> dict[str, Any]:
-        status = self._status(deployment)
-        service = self._services.get(deployment.service_id)
-        domain = service.domain["domain"] if service and service.domain else None
-        live = status == "SUCCESS" and domain
-        return {
-            "id": deployment.id,
-            "status": status,
-            "createdAt": deployment.created_at,
-            "projectId": self.project_id,
-            "serviceId": deployment.service_id,
-            "environmentId": self.environment_id,
-            "staticUrl": domain if live else None,
-            "url": f"https://{domain}" if live else None,
-        }
-
-
-class _Root:
-    """Root resolvers; graphql-core calls ``root.<field>(info, **args)`` for each top field."""
-
-    def __init__(self, standin: RailwayStandIn) -> None:
-        self._s = standin
-
-    # queries
-
-    def project(self, _info: Any, id: str) -> dict[str, Any]:
-        self._s.require_scope(id)
-        edges = [
-            {"cursor": svc["id"], "node": {**svc, "projectId": id, "createdAt": _now_iso()}}
-            for svc in self._s.services()
-        ]
-        return {"id": id, "name": "standin", "services": {"edges": edges}}
-
-    def deployment(self, _info: Any, id: str) -> dict[str, Any]:
-        return self._s._deployment_view(self._s.find_deployment(id))
-
-    def deployments(
-        self, _info: Any, input: dict[str, Any], first: int | None = None
-    ) -> dict[str, Any]:
-        self._s.require_scope(input.get("projectId"), input.get("environmentId"))
-        views = [
-            self._s._deployment_view(d) for d in self._s.list_deployments(input.get("serviceId"))
-        ]
-        if (input.get("status") or {}).get("successfulOnly"):
-            views = [v for v in views if v["status"] == "SUCCESS"]
-        views = views[:first] if first is not None else views
-        return {"edges": [{"cursor": v["id"], "node": v} for v in views]}
-
-    def domains(
-        self, _info: Any, projectId: str, environmentId: str, serviceId: str
-    ) -> dict[str, Any]:
-        self._s.require_scope(projectId, environmentId)
-        service = self._s.require_service(serviceId)
-        return {"serviceDomains": [service.domain] if service.domain else [], "customDomains": []}
-
-    def variables(
-        self,
-        _info: Any,
-        projectId: str,
-        environmentId: str,
-        serviceId: str | None = None,
-        unrendered: bool | None = None,
-    ) -> dict[str, str]:
-        self._s.require_scope(projectId, environmentId)
-        return dict(self._s.require_service(serviceId).variables) if serviceId else {}
-
-    # mutations
-
-    def serviceCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        self._s.require_scope(input["projectId"], input.get("environmentId"))
-        variables = _string_map(input.get("variables") or {})
-        name = input.get("name") or f"service-{secrets.token_hex(3)}"
-        service = self._s.create_service(name, (input.get("source") or {}).get("image"), variables)
-        return {
-            "id": service.id,
-            "name": service.name,
-            "projectId": self._s.project_id,
-            "createdAt": service.created_at,
-        }
-
-    def serviceDelete(self, _info: Any, id: str, environmentId: str | None = None) -> bool:
-        self._s.delete_service(id)
-        return True
-
-    def variableCollectionUpsert(self, _info: Any, input: dict[str, Any]) -> bool:
-        self._s.require_scope(input["projectId"], input["environmentId"])
-        service = self._s.require_service(input.get("serviceId"))
-        variables = _string_map(input["variables"])
-        if input.get("replace"):
-            service.variables.clear()
-        service.variables.update(variables)
-        if not input.get("skipDeploys") and self._s.list_deployments(service.id):
-            self._s.start_deployment(service.id)
-        return True
-
-    def serviceInstanceDeployV2(
-        self, _info: Any, serviceId: str, environmentId: str, commitSha: str | None = None
-    ) -> str:
-        self._s.require_scope(None, environmentId)
-        self._s.require_service(serviceId)
-        return self._s.start_deployment(serviceId).id
-
-    def serviceDomainCreate(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        self._s.require_scope(None, input["environmentId"])
-        service = self._s.require_service(input["serviceId"])
-        return self._s.create_domain(service, input.get("targetPort"))
-
-
-def _string_map(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        # Like Railway's input coercion errors, this quotes the offending value back.
-        raise GraphQLError(f"Variables must be an object of string values, got {value!r}")
-    return dict(value)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "railway-standin/1"
-
-    def do_POST(self) -> None:
-        standin: RailwayStandIn = self.server.standin  # type: ignore[attr-defined]
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path.startswith("/_standin/"):
-            self._control(standin, body)
-            return
-        if self.path != GRAPHQL_PATH:
-            self._send(404, {"errors": [_error("Not Found")]})
-            return
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload, extra = standin.handle(headers, body)
-        self._send(status, payload, extra)
-
-    def do_GET(self) -> None:
-        standin: RailwayStandIn = self.server.standin  # type: ignore[attr-defined]
-        if self.path == "/_standin/state":
-            self._send(200, standin.state())
-        else:
-            self._send(405, {"errors": [_error("Use POST")]})
-
-    def _control(self, standin: RailwayStandIn, body: bytes) -> None:
-        args = json.loads(body or b"{}")
-        if self.path == "/_standin/fail-next":
-            standin.fail_next_deployment(args.get("status", "FAILED"))
-        elif self.path == "/_standin/rate-limit":
-            standin.rate_limit(int(args.get("count", 1)), args.get("style", "http"))
-        else:
-            self._send(404, {"error": "unknown control"})
-            return
-        self._send(200, {"ok": True})
-
-    def _send(
-        self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: request lines are noise in test output."""
+        body = {"errors": [error("You are being ratelimited. Please try again later")]}
+        return 429, body, headers
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local stand-in for Railway's GraphQL API")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--token", default=DEFAULT_TOKEN)
-    parser.add_argument("--project-id", default="proj-standin")
-    parser.add_argument("--environment-id", default="env-standin")
-    parser.add_argument("--build-seconds", type=float, default=3.0)
-    parser.add_argument("--deploy-seconds", type=float, default=2.0)
-    parser.add_argument("--unauthorized-status", type=int, default=200, choices=(200, 401))
+    parser.add_argument("--project-token", default=None)
     args = parser.parse_args(argv)
     standin = RailwayStandIn(
-        token=args.token,
-        project_id=args.project_id,
-        environment_id=args.environment_id,
-        build_seconds=args.build_seconds,
-        deploy_seconds=args.deploy_seconds,
-        unauthorized_status=args.unauthorized_status,
-        host=args.host,
-        port=args.port,
+        token=args.token, project_token=args.project_token, build_seconds=3.0, port=args.port
     )
-    standin.start()
-    print(
-        json.dumps(
-            {"url": standin.url, "projectId": args.project_id, "environmentId": args.environment_id}
-        ),
-        flush=True,
-    )
+    print(json.dumps({"url": standin.start(), "projectId": standin.project_id}), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 
 
 class TcpProxy:
@@ -19,6 +20,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        # Called before each connection is forwarded, e.g. to wake a sleeping upstream.
+        self.before_connect: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -53,6 +56,8 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # listener closed by stop()
+            if self.before_connect is not None:
+                self.before_connect()
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

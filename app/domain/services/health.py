@@ -7,11 +7,23 @@ from typing import Any
 from sqlalchemy import select
 
 from app.config import Settings
-from app.domain.services.jobs import context_for
+from app.domain.services.job_records import context_for
 from app.domain.services.queries import iso
 from app.persistence.database import db
 from app.persistence.models import Department, utcnow
+from app.providers.base import CheckResult
 from app.providers.registry import checks_provider
+
+
+def _check(result: CheckResult) -> dict[str, Any]:
+    # Whole milliseconds, as the original service's clients read `latency`.
+    latency = round(result.latency_ms)
+    return {
+        "name": result.name,
+        "healthy": result.healthy,
+        "latency": latency,
+        "detail": result.detail,
+    }
 
 
 def department_health(department_id: str, settings: Settings) -> dict[str, Any] | None:
@@ -26,9 +38,6 @@ def department_health(department_id: str, settings: Settings) -> dict[str, Any] 
     return {
         "departmentId": department_id,
         "healthy": all(r.healthy for r in results),
-        "checks": [
-            {"name": r.name, "healthy": r.healthy, "latency": r.latency_ms, "detail": r.detail}
-            for r in results
-        ],
+        "checks": [_check(r) for r in results],
         "lastCheck": iso(utcnow()),
     }

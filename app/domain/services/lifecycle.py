@@ -9,15 +9,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.domain import dispatch, lifecycle, saga
-from app.domain.services.jobs import journal
+from app.domain import plans, saga
+from app.domain.kinds import JobKind, policy_of
+from app.domain.services.journal import journal
 from app.domain.services.provisioning import (
     Conflict,
     NotFound,
     Submission,
     active_job,
-    dispatch_safely,
     new_job,
+    request_deprovision,
+    send,
+    submit_provisioning,
 )
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState
 from app.persistence.database import db
@@ -36,7 +39,7 @@ def request_cancel(job_id: uuid.UUID, actor: str | None) -> Submission:
             raise NotFound(f"job {job_id} not found")
         if job.state in TERMINAL_STATES:
             raise Conflict(f"job {job_id} already ended {job.state}")
-        if job.kind == "deprovision" or job.state == JobState.ROLLING_BACK:
+        if not policy_of(job.kind).cancellable or job.state == JobState.ROLLING_BACK:
             raise Conflict(f"job {job_id} is already undoing its work; it cannot be cancelled")
         if job.cancel_requested_at is None:
             job.cancel_requested_at = utcnow()
@@ -67,6 +70,8 @@ def request_update(
     new_config: dict[str, Any],
     deletion_protection: bool | None,
     actor: str | None,
+    *,
+    settings: Settings,
 ) -> Submission | None:
     """Starts an update job for what changed; None when nothing needs a job."""
     with db.transaction() as session:
@@ -74,48 +79,50 @@ def request_update(
         if deletion_protection is not None:
             department.deletion_protection = deletion_protection
         changed = [
-            f for f in lifecycle.UPDATABLE_FIELDS if new_config.get(f) != department.config.get(f)
+            f for f in plans.UPDATABLE_FIELDS if new_config.get(f) != department.config.get(f)
         ]
         if not changed:
             return None
-        steps = lifecycle.steps_for_update(changed)
-        job = _new_changing_job(session, department, "update", new_config, steps, actor)
+        steps = plans.plan_update(changed)
+        job = _new_changing_job(
+            session, department, JobKind.UPDATE, new_config, steps, actor, settings
+        )
         job.previous_config = dict(department.config)
         journal(session, job, "INFO", f"update of {', '.join(changed)} requested by {actor}")
         submission = Submission(job.id, department_id, True, job.state)
-    _dispatch(submission, steps)
+    send(JobKind.UPDATE, submission, steps)
     return submission
 
 
-def request_repair(department_id: str, failing_checks: list[str], actor: str | None) -> Submission:
+def request_repair(
+    department_id: str, failing_checks: list[str], actor: str | None, *, settings: Settings
+) -> Submission:
     """Re-runs only the steps whose resources the failing checks found missing."""
     with db.transaction() as session:
         department = _locked_department(session, department_id)
-        steps = lifecycle.steps_for_repair(failing_checks)
-        job = _new_changing_job(session, department, "repair", department.config, steps, actor)
+        steps = plans.plan_repair(failing_checks)
+        job = _new_changing_job(
+            session, department, JobKind.REPAIR, department.config, steps, actor, settings
+        )
         journal(
             session, job, "WARNING", f"repair of {', '.join(failing_checks)} requested by {actor}"
         )
         submission = Submission(job.id, department_id, True, job.state)
-    _dispatch(submission, steps)
+    send(JobKind.REPAIR, submission, steps)
     return submission
 
 
 def _new_changing_job(
     session: Session,
     department: Department,
-    kind: str,
+    kind: JobKind,
     config: dict[str, Any],
     steps: tuple[saga.SagaStep, ...],
     actor: str | None,
+    settings: Settings,
 ) -> ProvisioningJob:
     _require_changeable(session, department)
-    return new_job(session, department, kind, dict(config), actor, steps)
-
-
-def _dispatch(submission: Submission, steps: tuple[saga.SagaStep, ...]) -> None:
-    names = [s.name for s in steps]
-    dispatch_safely(lambda: dispatch.current().forward(submission.job_id, 1, names))
+    return new_job(session, department, kind, dict(config), actor, steps, settings)
 
 
 def failing_checks(department_id: str, settings: Settings) -> list[str]:
@@ -125,3 +132,33 @@ def failing_checks(department_id: str, settings: Settings) -> list[str]:
     if result is None:
         raise NotFound(f"department {department_id} not found")
     return [c["name"] for c in result["checks"] if not c["healthy"]]
+
+
+def retry_job(job_id: uuid.UUID, actor: str | None, settings: Settings) -> Submission:
+    """A finished-and-failed job is retried as a new job of the same kind."""
+    kind, config, department_id = _failed_job(job_id)
+    if kind is JobKind.PROVISION:
+        return submit_provisioning(config, actor, settings=settings)
+    if kind is JobKind.DEPROVISION:
+        return request_deprovision(department_id, actor, settings=settings)
+    if kind is JobKind.UPDATE:
+        submission = request_update(department_id, config, None, actor, settings=settings)
+        if submission is None:
+            raise Conflict(f"department {department_id} already runs that configuration")
+        return submission
+    failing = failing_checks(department_id, settings)
+    if not failing:
+        raise Conflict(f"department {department_id} is healthy; nothing to repair")
+    return request_repair(department_id, failing, actor, settings=settings)
+
+
+def _failed_job(job_id: uuid.UUID) -> tuple[JobKind, dict[str, Any], str]:
+    with db.transaction() as session:
+        job = session.get(ProvisioningJob, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if job.state not in TERMINAL_STATES:
+            raise Conflict(f"job {job_id} is still {job.state}; the sweeper resumes stalled jobs")
+        if job.state == JobState.COMPLETED:
+            raise Conflict(f"job {job_id} completed; nothing to retry")
+        return JobKind(job.kind), dict(job.config), job.department.department_id

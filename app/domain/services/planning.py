@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.domain import catalogue, saga
 from app.domain.services.cleanup import NoSecrets
-from app.domain.services.jobs import context_for
+from app.domain.services.job_records import context_for
 from app.domain.services.provisioning import active_job
 from app.oauth.models import OAuthClient
 from app.persistence.database import db

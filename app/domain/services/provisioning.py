@@ -20,9 +20,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.config import current as current_settings
-from app.domain import dispatch, saga
-from app.domain.services.jobs import journal, transition
+from app.config import Settings
+from app.domain import dispatch, plans, saga
+from app.domain.kinds import POLICIES, JobKind, StepAction, policy_of
+from app.domain.services.journal import journal, transition
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import (
@@ -92,32 +93,36 @@ def remember_response(
         session.execute(statement)
 
 
-def submit_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
+def submit_provisioning(
+    payload: dict[str, Any], actor: str | None, *, settings: Settings
+) -> Submission:
     try:
-        submission = _record_provisioning(payload, actor)
+        submission = _record_provisioning(payload, actor, settings)
     except IntegrityError:
         # Another API process created a job for this department at the same
         # moment; the partial unique index let only one through. Report that one.
-        submission = _record_provisioning(payload, actor)
+        submission = _record_provisioning(payload, actor, settings)
     if submission.created:
-        dispatch_safely(lambda: dispatch.current().forward(submission.job_id, 1, saga.STEP_NAMES))
+        send(JobKind.PROVISION, submission, plans.plan_provision())
     return submission
 
 
-def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
+def _record_provisioning(
+    payload: dict[str, Any], actor: str | None, settings: Settings
+) -> Submission:
     with db.transaction() as session:
         department = _department_for_update(session, payload)
-        active = active_job(session, department)
-        if active is not None:
-            if active.kind != "provision":
-                raise Conflict(f"department {department.department_id} is being deprovisioned")
-            return Submission(active.id, department.department_id, False, active.state)
+        in_flight = job_in_flight(session, department, JobKind.PROVISION)
+        if in_flight is not None:
+            return in_flight
         if department.status == DepartmentStatus.ACTIVE:
             raise Conflict(f"department {department.department_id} is already ACTIVE")
+        if department.status == DepartmentStatus.DEPROVISIONED:
+            department.incarnation = uuid.uuid4()  # a new department: old tokens stay out
         department.config = payload
         department.department_name = payload["departmentName"]
-        department.status = DepartmentStatus.PROVISIONING
-        job = new_job(session, department, "provision", payload, actor, saga.SAGA)
+        steps = plans.plan_provision()
+        job = new_job(session, department, JobKind.PROVISION, payload, actor, steps, settings)
         journal(session, job, "INFO", f"provisioning requested by {actor or 'unknown'}")
         return Submission(job.id, department.department_id, True, job.state)
 
@@ -155,17 +160,33 @@ def active_job(session: Session, department: Department) -> ProvisioningJob | No
     )
 
 
+def job_in_flight(session: Session, department: Department, kind: JobKind) -> Submission | None:
+    """The same request again gets the job in flight; another kind of job is a conflict."""
+    active = active_job(session, department)
+    if active is None:
+        return None
+    if active.kind != kind:
+        hint = "; cancel it first" if policy_of(active.kind).cancellable else ""
+        raise Conflict(
+            f"department {department.department_id} has a {active.kind} job in flight{hint}"
+        )
+    return Submission(active.id, department.department_id, False, active.state)
+
+
 def new_job(
     session: Session,
     department: Department,
-    kind: str,
+    kind: JobKind,
     config: dict[str, Any],
     actor: str | None,
     steps: tuple[saga.SagaStep, ...],
+    settings: Settings,
 ) -> ProvisioningJob:
-    settings = current_settings()
-    if kind != "deprovision":  # removing needs no secret; building and repairing do
+    """The job and one record per planned step, in the state its policy starts in."""
+    policy = POLICIES[kind]
+    if policy.action is StepAction.CREATE:  # removing needs no secret; building does
         _require_readable_secrets(session, department, settings.SECRETS_KEY)
+    deadline = utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME)
     job = ProvisioningJob(
         department=department,
         kind=kind,
@@ -174,10 +195,7 @@ def new_job(
         config=config,
         requested_by=actor,
         step_timeout=settings.STEP_TIMEOUT,
-        # Removing things must finish whatever the clock says; building has a deadline.
-        deadline_at=None
-        if kind == "deprovision"
-        else utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME),
+        deadline_at=deadline if policy.has_deadline else None,
     )
     session.add(job)
     for position, definition in enumerate(steps):
@@ -185,13 +203,22 @@ def new_job(
             JobStep(
                 position=position,
                 name=definition.name,
-                action="create" if kind == "provision" else "delete",
+                action=policy.action,
                 status=StepStatus.PENDING,
                 outputs={},
             )
         )
     session.flush()
+    transition(session, job, policy.entry_state)
+    if policy.department_while_running is not None:
+        department.status = policy.department_while_running
     return job
+
+
+def send(kind: JobKind, submission: Submission, steps: tuple[saga.SagaStep, ...]) -> None:
+    """Queues a new job's steps once its transaction has committed."""
+    names = [s.name for s in steps]
+    dispatch_safely(lambda: dispatch.send_steps(POLICIES[kind], submission.job_id, 1, names))
 
 
 def _require_readable_secrets(session: Session, department: Department, setting: str) -> None:
@@ -209,23 +236,25 @@ class ConfirmationRequired(Exception):
 
 
 def request_deprovision(
-    department_id: str, actor: str | None, confirm: str | None = None
+    department_id: str,
+    actor: str | None,
+    *,
+    settings: Settings,
+    confirm: str | None = None,
+    final_copy: bool = False,
 ) -> Submission:
-    if current_settings().DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
+    if settings.DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
         raise ConfirmationRequired(f"set confirm to {department_id!r} to deprovision it")
+    steps = plans.plan_deprovision()
     with db.transaction() as session:
         department = session.scalar(
             select(Department).where(Department.department_id == department_id).with_for_update()
         )
         if department is None:
             raise NotFound(f"department {department_id} not found")
-        active = active_job(session, department)
-        if active is not None and active.kind == "deprovision":
-            return Submission(active.id, department_id, False, active.state)
-        if active is not None:
-            raise Conflict(
-                f"department {department_id} has a {active.kind} job in flight; cancel it first"
-            )
+        in_flight = job_in_flight(session, department, JobKind.DEPROVISION)
+        if in_flight is not None:
+            return in_flight
         if department.status == DepartmentStatus.DEPROVISIONED:
             raise Conflict(f"department {department_id} is already deprovisioned")
         if department.deletion_protection:
@@ -233,32 +262,17 @@ def request_deprovision(
                 f"department {department_id} has deletion protection; "
                 "PATCH deletionProtection=false first"
             )
-        steps = tuple(reversed(saga.RESOURCE_STEPS))
-        job = new_job(session, department, "deprovision", department.config, actor, steps)
-        transition(session, job, JobState.DEPROVISIONING)
-        department.status = DepartmentStatus.DEPROVISIONING
+        job = new_job(
+            session, department, JobKind.DEPROVISION, department.config, actor, steps, settings
+        )
         journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
+        if final_copy:
+            from app.domain.services.final_copies import request_copy
+
+            request_copy(session, department, job)
         submission = Submission(job.id, department_id, True, job.state)
-    dispatch_safely(
-        lambda: dispatch.current().compensations(submission.job_id, 1, [s.name for s in steps])
-    )
+    send(JobKind.DEPROVISION, submission, steps)
     return submission
-
-
-def retry_job(job_id: uuid.UUID, actor: str | None) -> Submission:
-    """A finished-and-failed job is retried as a new job of the same kind."""
-    with db.transaction() as session:
-        job = session.get(ProvisioningJob, job_id)
-        if job is None:
-            raise NotFound(f"job {job_id} not found")
-        if job.state not in TERMINAL_STATES:
-            raise Conflict(f"job {job_id} is still {job.state}; the sweeper resumes stalled jobs")
-        if job.state == JobState.COMPLETED:
-            raise Conflict(f"job {job_id} completed; nothing to retry")
-        kind, config, department_id = job.kind, dict(job.config), job.department.department_id
-    if kind == "deprovision":
-        return request_deprovision(department_id, actor)
-    return submit_provisioning(config, actor)
 
 
 def dispatch_safely(send: Any) -> None:

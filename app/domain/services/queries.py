@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, object_session
 
 from app.config import Settings
 from app.domain import saga
+from app.domain.kinds import StepAction, describe_step, policy_of
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import (
@@ -119,13 +120,10 @@ def _current_step(job: ProvisioningJob) -> str:
         s for s in job.steps if s.status in (StepStatus.IN_PROGRESS, StepStatus.COMPENSATING)
     ]
     if running:
-        verb = (
-            "Removing"
-            if running[0].status == StepStatus.COMPENSATING or job.kind == "deprovision"
-            else None
-        )
-        description = saga.step(running[0].name).description
-        return f"{verb} {running[0].name} resources" if verb else description
+        action = policy_of(job.kind).action
+        if running[0].status == StepStatus.COMPENSATING:
+            action = StepAction.DELETE  # shown as removal, as the rollback's log says
+        return describe_step(action, saga.step(running[0].name))
     texts = {
         JobState.PENDING: "Queued",
         JobState.COMPLETED: "Completed",

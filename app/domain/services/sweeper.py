@@ -3,12 +3,10 @@
 Celery loses errbacks and messages when a worker is SIGKILLed, hits a hard
 time limit, or Redis restarts. A job is stalled when its last activity is older
 than STALL_TIMEOUT and no worker holds its advisory lock. Then, by the
-database's record alone:
-- forward states: past the deadline -> roll back; else resume from the first
-  step that has not completed and checked out;
-- ROLLING_BACK / DEPROVISIONING: run the remaining compensations again.
-Each action bumps the job's generation, so the lost messages, if they do turn
-up later, are ignored.
+database's record alone, ``recovery.choose`` decides from the job's policy:
+resume it where its record says, time it out, or finish its rollback. Each
+action bumps the job's generation, so the lost messages, if they do turn up
+later, are ignored.
 """
 
 from __future__ import annotations
@@ -21,12 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.domain import dispatch, saga
+from app.domain import dispatch, recovery, saga
+from app.domain.kinds import JobKind, policy_of
+from app.domain.plans import StepSnapshot
+from app.domain.recovery import SweepVerb
 from app.domain.services import guards
-from app.domain.services.compensation import fail_running_step, steps_to_compensate
-from app.domain.services.jobs import department_context, journal, lock_job
+from app.domain.services.compensation import fail_running_step
+from app.domain.services.job_records import department_context, lock_job
+from app.domain.services.journal import journal
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
-from app.observability.metrics import sweeper_action
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow
 from app.providers.registry import provider
@@ -38,7 +39,8 @@ QUEUED_BACKSTOP_FACTOR = 10
 @dataclass(frozen=True)
 class SweepAction:
     job_id: uuid.UUID
-    action: str  # "resume", "rollback", "compensate"
+    kind: JobKind
+    action: SweepVerb
     generation: int
     steps: tuple[str, ...]
 
@@ -68,7 +70,6 @@ def sweep(settings: Settings) -> list[SweepAction]:
         # Sent only after the lock is released: the worker must be able to take it.
         if action is not None:
             _send(action)
-            sweeper_action(action.action)
             actions.append(action)
     return actions
 
@@ -104,59 +105,53 @@ def _decide(job_id: uuid.UUID, settings: Settings, backlog: int = 0) -> SweepAct
         job.generation += 1
         job.resume_count += 1
         job.last_activity_at = utcnow()
-        if job.state not in (JobState.ROLLING_BACK, JobState.DEPROVISIONING):
-            if job.deadline_at is not None and utcnow() >= job.deadline_at:
-                _time_out(session, job)
-            else:
-                return _resume(session, job, resume_from)
-        journal(session, job, "WARNING", "sweeper: job stalled; resuming its compensations")
-        action = "rollback" if job.state == JobState.ROLLING_BACK else "compensate"
-        return SweepAction(job.id, action, job.generation, tuple(steps_to_compensate(job)))
+        policy = policy_of(job.kind)
+        past_deadline = job.deadline_at is not None and utcnow() >= job.deadline_at
+        choice = recovery.choose(policy, JobState(job.state), job.steps, past_deadline, resume_from)
+        _apply(session, job, choice)
+        return SweepAction(job.id, policy.kind, choice.verb, job.generation, choice.steps)
 
 
-def _time_out(session: Session, job: ProvisioningJob) -> None:
-    limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
-    fail_running_step(session, job, f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s")
-
-
-def _resume(session: Session, job: ProvisioningJob, resume_from: str | None) -> SweepAction:
-    names = [s.name for s in job.steps]
-    # Nothing left to run can only mean the last step's result was lost: redo it.
-    start = names.index(resume_from) if resume_from in names else len(names) - 1
-    for record in job.steps[start:]:
-        if record.status == StepStatus.COMPLETED:
-            record.status = StepStatus.PENDING  # it no longer checks out: run it again
-    steps = tuple(names[start:])
-    journal(
-        session, job, "WARNING", f"sweeper: job stalled (no live worker); resuming at {steps[0]}"
-    )
-    return SweepAction(job.id, "resume", job.generation, steps)
+def _apply(session: Session, job: ProvisioningJob, choice: recovery.Choice) -> None:
+    """Writes what the choice means before its messages go out."""
+    if choice.verb is SweepVerb.RESUME:
+        for record in job.steps:
+            if record.name in choice.rerun:
+                record.status = StepStatus.PENDING  # it no longer checks out: run it again
+        journal(
+            session,
+            job,
+            "WARNING",
+            f"sweeper: job stalled (no live worker); resuming at {choice.steps[0]}",
+        )
+        return
+    if choice.verb is SweepVerb.TIME_OUT:
+        limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
+        fail_running_step(session, job, f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s")
+    journal(session, job, "WARNING", "sweeper: job stalled; resuming its compensations")
 
 
 def _first_step_to_run(job_id: uuid.UUID, settings: Settings) -> str | None:
-    """The first step not completed, or completed but whose resources no longer
-    check out (checked outside any transaction: checks talk to components)."""
+    """Read in a short transaction; the checks talk to components outside it."""
     with db.transaction() as session:
         job = session.get(ProvisioningJob, job_id)
-        if job is None or job.kind != "provision":
+        if job is None:
             return None
-        records = [(s.name, s.status) for s in job.steps]
+        policy = policy_of(job.kind)
+        records = [StepSnapshot(s.name, s.status) for s in job.steps]
         context = department_context(job, settings)
-    for name, status in records:
-        if status != StepStatus.COMPLETED:
-            return name
+
+    def checks_out(name: str) -> bool:
         definition = saga.step(name)
-        if (
-            definition.has_resources
-            and not provider(settings, definition.provider).check(context).healthy
-        ):
-            return name
-    return None
+        if not definition.has_resources:
+            return True
+        return provider(settings, definition.provider).check(context).healthy
+
+    return recovery.first_step_to_run(policy, records, checks_out)
 
 
 def _send(action: SweepAction) -> None:
-    dispatcher = dispatch.current()
-    if action.action == "resume":
-        dispatcher.forward(action.job_id, action.generation, action.steps)
+    if action.action is SweepVerb.RESUME:
+        dispatch.send_steps(policy_of(action.kind), action.job_id, action.generation, action.steps)
     else:
-        dispatcher.compensations(action.job_id, action.generation, action.steps)
+        dispatch.current().compensations(action.job_id, action.generation, action.steps)

@@ -1,15 +1,13 @@
 """Webhooks: a signed POST for every state change of every job.
 
 The subscriber turns each committed "state" JobEvent into one delivery row per
-target URL (WEBHOOK_URLS and the department's callbackUrl) in its own short
-transaction, then queues ``webhooks.deliver`` with the delivery id only. The
-database is the source of truth: a lost message is re-queued by the beat
-sweep (``redeliver_overdue``), a duplicate one finds the delivery locked,
-finished or not yet due and does nothing.
-
-A receiver hears one job's events in order: a delivery is not attempted while
-an earlier delivery of the same job to the same URL is still open (it waits,
-so a receiver that is down delays, but never reorders, what follows).
+target URL (WEBHOOK_URLS and the department's callbackUrl), then queues one
+attempt through the dispatcher with the delivery id only. The database is the
+source of truth: a lost message is re-queued by the beat sweep, a duplicate
+finds the delivery locked, finished or not yet due and does nothing. A receiver
+hears one job's events in order: a delivery waits while an earlier one of the
+same job to the same URL is open (a receiver that is down delays, never
+reorders). Signing: webhook_signing.py; the HTTP side: providers/webhook_http.py.
 """
 
 from __future__ import annotations
@@ -17,39 +15,29 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import certifi
-import urllib3
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app import config
 from app.config import Settings
-from app.domain import events
-from app.domain.webhook_security import (
-    SIGNATURE_HEADER,
-    IPAddress,
-    RefusedAddress,
-    resolve_allowed,
-    sign,
-    signing_key,
-)
+from app.domain import dispatch, events
+from app.domain.webhook_signing import secret_texts, signed_headers
 from app.persistence.database import db
 from app.persistence.models import Department, ProvisioningJob, utcnow
 from app.persistence.webhook_models import WebhookAttempt, WebhookDelivery
+from app.providers import webhook_http
+from app.providers.webhook_http import MAX_ADDRESSES, Outcome
 
 logger = logging.getLogger("provisioning.webhooks")
 
 TASK_NAME = "webhooks.deliver"
 EVENT_TYPE = "job.state_changed"
 OPEN = ("pending", "retrying")
-MAX_ADDRESSES = 3  # of a multi-homed host, tried in turn when one does not connect
 MAX_BACKOFF = 3600.0
 OVERDUE_GRACE = timedelta(seconds=60)
 # A message may fire a little before the time it was scheduled for.
@@ -122,16 +110,11 @@ def record_deliveries(event: events.JobEvent, settings: Settings) -> list[int]:
 
 
 def queue(delivery_id: int, countdown: float | None = None) -> None:
-    from celery import current_app
-
     try:
-        current_app.send_task(TASK_NAME, args=[delivery_id], countdown=countdown)
+        dispatch.current().webhook(delivery_id, countdown)
     except Exception:
         # The row is the truth; the beat sweep sends what could not be queued now.
         logger.exception("could not queue webhook delivery %s; the sweep will", delivery_id)
-
-
-# --- delivery -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -140,16 +123,6 @@ class Claim:
     number: int
     url: str
     payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: str  # delivered | http_error | network_error | refused
-    address: str | None = None
-    status_code: int | None = None
-    duration_ms: float | None = None
-    error: str | None = None
-    connected: bool = True  # False: nothing reached this address, another may do
 
 
 @dataclass(frozen=True)
@@ -217,93 +190,20 @@ def _wait_for_stream(session: Session, delivery: WebhookDelivery, now: datetime)
 
 def _send(claim: Claim, settings: Settings) -> Outcome:
     body = json.dumps(claim.payload, separators=(",", ":"), sort_keys=True).encode()
-    # The oldest listed key: adding a new key first (a rotation under way)
-    # leaves the derived signing key as it was until the old key is dropped.
-    key = signing_key(settings.WEBHOOK_SECRET, settings.SECRETS_KEY.split(",")[-1].strip())
-    try:
-        addresses = resolve_allowed(claim.url, settings.WEBHOOK_ALLOW_PRIVATE)
-    except RefusedAddress as exc:
-        return Outcome("refused", error=str(exc))
-    except OSError as exc:
-        return Outcome("network_error", error=str(exc))
+    # The oldest SECRETS_KEY: adding a new key first (a rotation under way) leaves
+    # the derived signing key as it was until the old key is dropped.
+    secret_list = secret_texts(settings.WEBHOOK_SECRET, settings.SECRETS_KEY.split(",")[-1].strip())
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "provisioning-orchestrator-webhooks/1",
-        "X-Webhook-Id": claim.payload.get("id", ""),
+        "X-Webhook-Id": str(claim.payload.get("id", "")),  # deprecated: webhook-id
         "X-Webhook-Delivery": str(claim.delivery_id),
         "X-Webhook-Attempt": str(claim.number),
-        # Signed at send time, so a retry carries a fresh timestamp.
-        SIGNATURE_HEADER: sign(key, body),
+        **signed_headers(str(claim.payload.get("id") or claim.delivery_id), body, secret_list),
     }
-    last = Outcome("network_error", error="no address to connect to")
-    for address in addresses[:MAX_ADDRESSES]:
-        last = _post(claim.url, address, body, headers, settings.WEBHOOK_TIMEOUT)
-        if last.connected:
-            return last
-    return last
-
-
-def _pool(url: str, address: IPAddress, timeout: float) -> urllib3.HTTPConnectionPool:
-    """A pool that connects to the checked address, whatever DNS says by now,
-    while Host, SNI and the certificate check still use the URL's host."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    options: dict[str, Any] = {
-        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
-        "retries": False,
-        "maxsize": 1,
-    }
-    if parts.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
-            str(address),
-            parts.port or 443,
-            server_hostname=host,
-            assert_hostname=host,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=certifi.where(),
-            **options,
-        )
-    return urllib3.HTTPConnectionPool(str(address), parts.port or 80, **options)
-
-
-def _request_target(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host_header = f"[{host}]" if ":" in host else host
-    if parts.port:
-        host_header += f":{parts.port}"
-    path = parts.path or "/"
-    return (f"{path}?{parts.query}" if parts.query else path), host_header
-
-
-def _post(
-    url: str, address: IPAddress, body: bytes, headers: dict[str, str], timeout: float
-) -> Outcome:
-    path, host_header = _request_target(url)
-    started = time.monotonic()
-    try:
-        with _pool(url, address, timeout) as pool:
-            response = pool.urlopen(
-                "POST",
-                path,
-                body=body,
-                headers={**headers, "Host": host_header},
-                redirect=False,  # a redirect could point anywhere, past the address check
-                assert_same_host=False,
-                preload_content=False,
-            )
-            excerpt = response.read(512, decode_content=False)
-            response.release_conn()
-    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
-        return Outcome("network_error", str(address), error=str(exc)[:1000], connected=False)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        return Outcome("network_error", str(address), error=f"{type(exc).__name__}: {exc}"[:1000])
-    elapsed = round((time.monotonic() - started) * 1000, 1)
-    if 200 <= response.status < 300:
-        return Outcome("delivered", str(address), response.status, elapsed)
-    text = excerpt.decode("utf-8", "replace")[:300]
-    error = f"HTTP {response.status}: {text}"
-    return Outcome("http_error", str(address), response.status, elapsed, error)
+    return webhook_http.send(
+        claim.url, body, headers, settings.WEBHOOK_ALLOW_PRIVATE, settings.WEBHOOK_TIMEOUT
+    )
 
 
 def backoff(attempt: int, settings: Settings) -> float:
@@ -395,68 +295,3 @@ def redeliver_overdue(limit: int = 500) -> list[int]:
     for delivery_id in ids:
         queue(delivery_id)
     return ids
-
-
-# --- reading ------------------------------------------------------------------
-
-
-def delivery_row(delivery: WebhookDelivery) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat().replace("+00:00", "Z") if value else None
-
-    return {
-        "id": delivery.id,
-        "eventId": str(delivery.event_id),
-        "eventType": delivery.event_type,
-        "provisioningId": str(delivery.job_id),
-        "departmentId": delivery.department_id,
-        "kind": delivery.payload.get("kind"),
-        "previousState": delivery.payload.get("previousState"),
-        "state": delivery.payload.get("state"),
-        "url": delivery.url,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "lastStatusCode": delivery.last_status_code,
-        "lastError": delivery.last_error,
-        "createdAt": iso(delivery.created_at),
-        "nextAttemptAt": iso(delivery.next_attempt_at) if delivery.status in OPEN else None,
-        "finishedAt": iso(delivery.finished_at),
-        "attemptLog": [
-            {
-                "number": a.number,
-                "at": iso(a.at),
-                "outcome": a.outcome,
-                "address": a.address,
-                "statusCode": a.status_code,
-                "durationMs": a.duration_ms,
-                "error": a.error,
-            }
-            for a in delivery.attempt_log
-        ],
-    }
-
-
-def list_deliveries(
-    department_id: str | None,
-    provisioning_id: uuid.UUID | None,
-    status: str | None,
-    page: int,
-    per_page: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """Oldest first, so a job's events read in the order they happened."""
-    query = select(WebhookDelivery)
-    if department_id:
-        query = query.where(WebhookDelivery.department_id == department_id)
-    if provisioning_id:
-        query = query.where(WebhookDelivery.job_id == provisioning_id)
-    if status:
-        query = query.where(WebhookDelivery.status == status)
-    with db.transaction() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.options(selectinload(WebhookDelivery.attempt_log))
-            .order_by(WebhookDelivery.id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        ).all()
-        return [delivery_row(d) for d in rows], total

@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 from app import config
 from app.domain import events
 from app.domain.events import JobEvent
+from app.domain.kinds import JobKind
 from app.domain.states import TERMINAL_STATES
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob
@@ -48,7 +49,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 TERMINAL = frozenset(state.value for state in TERMINAL_STATES)
 STEP_END_STATUSES = {"completed", "failed"}
 COMPENSATION_END_STATUSES = {"rolled_back", "compensation_failed"}
-KINDS = ("provision", "deprovision")
+KINDS: tuple[str, ...] = tuple(JobKind)
 
 JOBS = Counter(
     "provisioning_jobs_total", "Jobs that reached a terminal state.", ["kind", "outcome"]
@@ -80,9 +81,26 @@ SWEEPER_ACTIONS = Counter(
     ["action"],
 )
 
+RETENTION_RUNS = Counter(
+    "provisioning_retention_runs_total",
+    "Departments the retention task went through, by outcome (ok, failed).",
+    ["outcome"],
+)
+RETENTION_DELETED = Counter(
+    "provisioning_retention_deleted_rows_total",
+    "Tenant rows deleted for being older than the department's dataRetention.",
+    ["table"],
+)
+
 
 def sweeper_action(action: str) -> None:
     SWEEPER_ACTIONS.labels(action).inc()
+
+
+def retention_purged(outcome: str, removed: dict[str, int]) -> None:
+    RETENTION_RUNS.labels(outcome).inc()
+    for table, rows in removed.items():
+        RETENTION_DELETED.labels(table).inc(rows)
 
 
 # --- Turning committed job events into samples.
@@ -227,12 +245,9 @@ def metrics_endpoint() -> Response:
 
 
 def init_metrics(app: Flask) -> None:
-    """Subscribes to job events and serves /metrics (exempt from rate limits)."""
-    from app.api.limits import limiter
-
+    """Subscribes to job events and serves /metrics (the app exempts it from rate limits)."""
     events.subscribe(on_job_event)
     app.register_blueprint(exposition)
-    limiter.exempt(exposition)
     global _in_flight_registered
     if not multiproc_dir() and not _in_flight_registered:
         # Single-process mode (no multiproc dir): the default registry is the scrape.
