@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.domain import plans
 from app.domain.kinds import JobKind
-from app.domain.services.jobs import journal
+from app.domain.services.journal import journal
 from app.domain.services.lifecycle import _locked_department, _require_changeable
 from app.domain.services.provisioning import Conflict, NotFound, Submission, new_job, send
 from app.domain.states import DepartmentStatus, JobState

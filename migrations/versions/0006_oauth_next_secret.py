@@ -1,7 +1,7 @@
 """OAuth clients may hold a second, next secret while their credentials rotate.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006_oauth_next_secret
+Revises: 0005_incarnation
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006_oauth_next_secret"
+down_revision: str | None = "0005_incarnation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
