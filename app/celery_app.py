@@ -54,6 +54,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "provisioning.detect_drift",
             "schedule": settings.DRIFT_CHECK_INTERVAL,
         }
+    if settings.OAUTH_PURGE_INTERVAL > 0:
+        schedule["purge-oauth-tokens"] = {
+            "task": "provisioning.purge_oauth_tokens",
+            "schedule": settings.OAUTH_PURGE_INTERVAL,
+        }
     if settings.RETENTION_INTERVAL > 0:
         schedule["enforce-retention"] = {
             "task": "provisioning.enforce_retention",

@@ -1,19 +1,16 @@
-"""Operator commands: `provisioning ...` (also `flask provisioning ...`) and
-`flask token create`. Exit codes and --json: app/cli_support.py, README (CLI).
+"""Operator commands: `provisioning ...` (also `flask provisioning ...`); the
+`flask token` verbs are in cli_tokens.py. Exit codes and --json: app/cli_support.py, README (CLI).
 Lifecycle verbs (deprovision, update, repair, health, history, drift): cli_jobs.py."""
 
 from __future__ import annotations
 
 import getpass
 import json
-import re
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
 
 from app import config
 from app.cli_support import (
@@ -33,9 +30,6 @@ from app.domain.services.sweeper import sweep
 provisioning_cli = ProvisioningGroup(
     "provisioning", help="Provision departments; inspect, retry and clean up their jobs."
 )
-token_cli = AppGroup("token", help="Mint API tokens for operators.")
-TTL = re.compile(r"^(\d+)([smhd])$")
-TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def _cli_actor() -> str:
@@ -244,33 +238,11 @@ def sweep_command(as_json: bool) -> None:
     emit({"handled": rows}, as_json, text)
 
 
-@token_cli.command("create")
-@click.option("--email", required=True)
-@click.option("--role", required=True, type=click.Choice(["admin", "department"]))
-@click.option("--department", "department_id", default=None)
-@click.option("--ttl", default="12h", show_default=True, help="e.g. 30m, 12h, 7d")
-def create_token_command(email: str, role: str, department_id: str | None, ttl: str) -> None:
-    """Print a signed API token."""
-    from app.api.auth import mint_token
-
-    match = TTL.match(ttl)
-    if not match:
-        _audit("token.create", f"token:{email}", "rejected:invalid", reason="ttl")
-        raise click.BadParameter("use a number and s, m, h or d, e.g. 12h", param_hint="--ttl")
-    if role == "department" and not department_id:
-        _audit("token.create", f"token:{email}", "rejected:invalid", reason="no department")
-        raise click.BadParameter("a department token needs --department", param_hint="--department")
-    delta = timedelta(**{TTL_UNITS[match.group(2)]: int(match.group(1))})
-    token = mint_token(email, role, department_id, delta)
-    # The token itself is a secret and never recorded.
-    _audit("token.create", f"token:{email}", "ok", role=role, departmentId=department_id, ttl=ttl)
-    click.echo(token)
-
-
 def register_cli(app: Flask) -> None:
     from app import cli_jobs  # noqa: F401 - registers the lifecycle verbs
     from app.cli_final_copies import final_copies_cli
     from app.cli_secrets import refuse_wrong_key, secrets_cli
+    from app.cli_tokens import token_cli
 
     provisioning_cli.add_command(final_copies_cli)
     for group in (provisioning_cli, token_cli):

@@ -24,6 +24,7 @@ from app.api.errors import fail
 from app.api.http_headers import etag_of, if_match_allows, paginated
 from app.api.provisioning import status_url
 from app.api.provisioning_schemas import DepartmentConfigSchema
+from app.api.tenant_redaction import for_caller
 from app.domain.services import health, lifecycle, provisioning, queries
 from app.domain.states import DepartmentStatus
 
@@ -228,4 +229,4 @@ class DepartmentHealth(MethodView):
         result = health.department_health(department_id, config.current())
         if result is None:
             fail(404, message=f"department {department_id} not found")
-        return result
+        return for_caller(result)  # check details may quote what a component said
