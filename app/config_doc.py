@@ -4,11 +4,13 @@ cannot fall behind it (tests/unit/test_settings_doc.py checks).
     python -m app.config_doc --write   # rewrite the table in README.md
     python -m app.config_doc --check   # exit 1 if README.md is out of date
     python -m app.config_doc --effective   # the values in force here, secrets masked
+    python -m app.config_doc --shell PORT API_WORKERS   # NAME=value lines for scripts
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -145,7 +147,20 @@ def effective() -> str:
     return "\n".join(lines)
 
 
+def shell_assignments(names: list[str]) -> str:
+    """`NAME='value'` lines a shell script can eval: the app's view of its settings."""
+    settings = load_settings()
+    unknown = [name for name in names if name not in Settings.model_fields]
+    if unknown:
+        raise SystemExit(f"not settings: {', '.join(unknown)}")
+    return "\n".join(f"{name}={shlex.quote(str(getattr(settings, name)))}" for name in names)
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:2] == ["--shell"]:
+        with reported_at_start():
+            print(shell_assignments(argv[2:]))
+        return 0
     if argv[1:] == ["--effective"]:
         with reported_at_start():
             print(effective())

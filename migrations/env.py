@@ -9,7 +9,11 @@ from sqlalchemy import create_engine
 
 import app.oauth.models  # noqa: F401 - registers the OAuth tables on Base
 from app.config import load_settings, reported_at_start
-from app.persistence import audit_models, webhook_models  # noqa: F401 - register tables
+from app.persistence import (  # noqa: F401 - register tables
+    audit_models,
+    final_copy_models,
+    webhook_models,
+)
 from app.persistence.models import Base
 
 if context.config.config_file_name is not None:

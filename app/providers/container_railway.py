@@ -145,12 +145,12 @@ class RailwayContainerProvider:
 
     def check(self, context: DepartmentContext) -> CheckResult:
         watch = Stopwatch()
+        gql = self._client(())
         try:
-            service_ids = self._find_services(self._client(()), context.department_id)
+            service_ids = self._find_services(gql, context.department_id)
             if not service_ids:
                 return result(watch, False, "service missing", {})
-            variables = {"serviceId": service_ids[0], "environmentId": self.environment_id}
-            instance = self._client(()).execute(ops.Q_SERVICE_HEALTH, variables)
+            instance = gql.execute(ops.Q_SERVICE_HEALTH, self._instance(service_ids[0]))
         except ProviderError as exc:
             return result(watch, False, str(exc), {})
         return judge_health(watch, service_ids[0], instance["serviceInstance"], self.image)

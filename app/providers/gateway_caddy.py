@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from app.providers import base
 from app.providers.base import (
     CheckResult,
     DepartmentContext,
@@ -37,9 +38,6 @@ from app.providers.base import (
 )
 from app.providers.http import request
 
-# Same rule the API validates; repeated here because the id is pasted into
-# admin-API URLs, @id values and route paths.
-DEPARTMENT_ID = re.compile(r"[a-z][a-z0-9-]{1,30}")
 SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # host:port or [v6]:port; braces are excluded on purpose because Caddy would
 # expand "{...}" placeholders in "dial", letting a request pick its upstream.
@@ -58,9 +56,8 @@ def route_id_for(department_id: str) -> str:
 
 
 def checked_department_id(department_id: str) -> str:
-    if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
-        raise ProviderError(f"refusing invalid departmentId {department_id!r}")
-    return department_id
+    """The id is pasted into admin-API URLs, @id values and route paths."""
+    return base.checked_department_id(department_id)
 
 
 def checked_upstream(upstream: Any) -> str:
@@ -75,6 +72,17 @@ def upstream_hint(context: DepartmentContext) -> Any:
     return (context.resources.get("deploy_container") or {}).get("upstream")
 
 
+def proxy_handler(upstream: str) -> dict[str, Any]:
+    """A named host on port 443 (a Railway service domain) is an HTTPS endpoint behind a
+    shared edge: it needs TLS with that name and that name as Host to reach the service."""
+    handler: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]}
+    host, _, port = upstream.rpartition(":")
+    if port == "443" and not host.startswith("[") and not host.replace(".", "").isdigit():
+        handler["transport"] = {"protocol": "http", "tls": {"server_name": host}}
+        handler["headers"] = {"request": {"set": {"Host": [host]}}}
+    return handler
+
+
 def build_route(department_id: str, upstream: str) -> dict[str, Any]:
     prefix = f"/departments/{department_id}"
     return {
@@ -82,7 +90,7 @@ def build_route(department_id: str, upstream: str) -> dict[str, Any]:
         "match": [{"path": [prefix, f"{prefix}/*"]}],
         "handle": [
             {"handler": "rewrite", "strip_path_prefix": prefix},
-            {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]},
+            proxy_handler(upstream),
         ],
         # Nothing after a department route may answer the same request.
         "terminal": True,

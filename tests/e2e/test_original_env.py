@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -83,8 +84,8 @@ def original_file(live_stack: Stack, additions: str = "") -> str:
     return text + "\n# This project's additions\n" + this_project + additions
 
 
-def _job_limits(job_id: str) -> tuple[float, float]:
-    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+def _job_limits(job_id: str, dbname: str = TEST_DB) -> tuple[float, float]:
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=dbname)
     try:
         with conn.cursor() as cur:
             cur.execute(
@@ -150,3 +151,99 @@ def test_an_ambiguous_timeout_stops_the_api_at_start_naming_it(
     assert "STEP_TIMEOUT='60': a bare number is milliseconds" in output
     assert "AUTO_REPAIR='ture': not a boolean" in output
     assert "Traceback" not in output
+
+
+STACK_PORT = PORT + 1
+FLOWER_PORT = PORT + 2
+REDIS_PORT = PORT + 3
+OWN_DB = f"{TEST_DB}_envfile"
+
+
+def _stack_file(live_stack: Stack) -> str:
+    """The original's file as an operator would keep it for `make up`: its own
+    database and Redis, this machine's Caddy and n8n, one process of each kind."""
+    text = original_file(live_stack).replace(f"PORT={PORT}\n", f"PORT={STACK_PORT}\n", 1)
+    text = text.replace(f"DB_NAME={TEST_DB}\n", f"DB_NAME={OWN_DB}\n")
+    text = text.replace(live_stack.env["REDIS_URL"], f"redis://127.0.0.1:{REDIS_PORT}/0")
+    env = live_stack.env
+    return text + (
+        f"CADDY_ADMIN_URL={env['CADDY_ADMIN_URL']}\nGATEWAY_PUBLIC_URL={env['GATEWAY_PUBLIC_URL']}\n"
+        f"FLOWER_PORT={FLOWER_PORT}\nAPI_WORKERS=1\nWORKER_CONCURRENCY=1\n"
+    )
+
+
+def _drop_own_databases() -> None:
+    from tests.conftest import _drop_databases
+
+    _drop_databases(OWN_DB, f"{OWN_DB}_tenants")
+
+
+def test_make_ups_stack_script_runs_the_whole_stack_from_the_original_env_file(
+    live_stack: Stack, app: Flask, tmp_path: Path
+) -> None:
+    """`scripts/stack.sh start` (what `make up` runs) with only ENV_FILE pointing at
+    the original's .env: gunicorn listens on its PORT, and a department is
+    provisioned and removed under its limits by this stack's own worker."""
+    from app.providers.container_local import stop_all_agents
+
+    env_file = tmp_path / "original.env"
+    env_file.write_text(_stack_file(live_stack))
+    env = {
+        "PATH": f"{stack.VENV_BIN}:{os.environ['PATH']}",
+        "HOME": os.environ.get("HOME", "/root"),
+        "PYTHONPATH": str(stack.ROOT),
+        "RUN_DIR": str(tmp_path / "run"),
+        "ENV_FILE": str(env_file),
+    }
+    redis = stack.Service(
+        "own-redis",
+        ["redis-server", "--port", str(REDIS_PORT), "--save", "", "--appendonly", "no"],
+        env,
+        tmp_path,
+    ).start()
+    try:
+        migrated = subprocess.run(
+            ["sh", "scripts/serve.sh", "migrate"], cwd=stack.ROOT, env=env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        started = subprocess.run(
+            ["bash", "scripts/stack.sh", "start"], cwd=stack.ROOT, env=env,
+            capture_output=True, text=True, timeout=180, check=False,
+        )
+        assert started.returncode == 0, started.stderr
+        _provision_and_remove(app, live_stack)
+    finally:
+        subprocess.run(["bash", "scripts/stack.sh", "stop"], cwd=stack.ROOT, env=env,
+                       capture_output=True, timeout=120, check=False)
+        stop_all_agents(tmp_path / "run")
+        redis.stop()
+        _drop_own_databases()
+
+
+def _provision_and_remove(app: Flask, live_stack: Stack) -> None:
+    base = f"http://127.0.0.1:{STACK_PORT}"
+    headers = {"Authorization": f"Bearer {make_token(app)}"}
+    department_id = f"{TEST_PREFIX}st{uuid.uuid4().hex[:6]}"
+    accepted = requests.post(
+        f"{base}/api/provision-department", json=department_payload(department_id),
+        headers=headers, timeout=30,
+    )
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["provisioningId"]
+    assert _job_limits(job_id, OWN_DB) == (60.0, pytest.approx(300.0, abs=1.0))
+    assert _follow(f"{base}/api/provision-status/{job_id}", headers)["status"] == "completed"
+    gone = requests.delete(f"{base}/api/deprovision/{department_id}", headers=headers, timeout=30)
+    assert gone.status_code == 202, gone.text
+    final = _follow(f"{base}{gone.json()['statusUrl']}", headers)
+    assert final["status"] == "completed", final
+
+
+def _follow(url: str, headers: dict[str, str], timeout: float = 150.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = requests.get(url, headers=headers, timeout=10).json()
+        if view.get("completedAt"):
+            return view
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not finish: {view}")

@@ -143,6 +143,20 @@ def test_create_with_new_upstream_replaces_the_route(
     assert old.paths == []
 
 
+def test_a_railway_domain_is_proxied_over_tls_with_its_own_host(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider
+) -> None:
+    # Railway serves each service domain over HTTPS on a shared edge; plain HTTP to :443
+    # with the gateway's Host header would never reach the service.
+    domain = "dept-sales-production-ab12.up.railway.app"
+    gateway.create(department("sales", f"{domain}:443"))
+
+    route = requests.get(f"{caddy.admin_url}/id/dept-sales", timeout=5).json()
+    [proxy] = [h for h in route["handle"] if h["handler"] == "reverse_proxy"]
+    assert proxy["transport"] == {"protocol": "http", "tls": {"server_name": domain}}
+    assert proxy["headers"] == {"request": {"set": {"Host": [domain]}}}
+
+
 def test_create_collapses_duplicates_left_by_a_race(
     caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
 ) -> None:

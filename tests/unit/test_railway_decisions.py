@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,12 @@ def test_every_operation_the_driver_sends_validates_against_railways_schema(
 def test_every_document_in_the_operations_module_is_listed() -> None:
     documents = {v for k, v in vars(ops).items() if k[:2] in ("Q_", "M_")}
     assert documents == set(ops.ALL_OPERATIONS)
+
+
+def test_the_driver_sends_only_documents_from_the_operations_module() -> None:
+    source = (Path(ops.__file__).parent / "container_railway.py").read_text()
+    sent = re.findall(r"\.execute\(\s*([^,]+),", source)
+    assert sent and all(document.startswith("ops.") for document in sent), sent
 
 
 def test_every_railway_status_has_a_deliberate_phase() -> None:

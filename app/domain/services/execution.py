@@ -20,18 +20,15 @@ from app.domain.kinds import JobPolicy, OnStepFailure, StepAction, describe_step
 from app.domain.outcomes import Failed, Outcome, Proceed, RetryLater, Stale
 from app.domain.services import guards
 from app.domain.services.completion import finish_job
-from app.domain.services.jobs import (
-    backoff,
+from app.domain.services.final_copies import before_removal
+from app.domain.services.job_records import (
     department_context,
-    describe_error,
-    journal,
     lock_job,
-    max_retries,
     record_resources,
-    step_event,
     step_record,
-    transition,
 )
+from app.domain.services.journal import journal, step_event, transition
+from app.domain.services.retries import backoff, describe_error, max_retries
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow
@@ -64,6 +61,7 @@ def run_step(job_id: uuid.UUID, generation: int, step_name: str, settings: Setti
                 if started.action is StepAction.CREATE:
                     outputs: dict[str, Any] | None = component.create(started.context)
                 else:
+                    before_removal(job_id, step_name, started.context, settings)
                     component.delete(started.context)
                     outputs = None  # removed: nothing of it is recorded any more
         except TransientProviderError as exc:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.domain import catalogue, saga
 from app.domain.services.cleanup import NoSecrets
-from app.domain.services.jobs import context_for
+from app.domain.services.job_records import context_for
 from app.domain.services.provisioning import active_job
 from app.oauth.models import OAuthClient
 from app.persistence.database import db
@@ -132,11 +132,16 @@ def _container(context: DepartmentContext, settings: Settings) -> tuple[dict, di
         return {"runtime": "railway", "service": f"dept-{context.department_id}", **resources}, {
             "service": None
         }  # unknown without calling Railway; see README
-    from app.providers.container_local import find_agent_pids
+    if settings.CONTAINER_RUNTIME == "docker":
+        from app.providers.container_docker import running_container_pids
 
-    pids = find_agent_pids(context.department_id)
+        pids = running_container_pids(settings.DOCKER_HOST, context.department_id)
+    else:
+        from app.providers.agent_process import find_agent_pids
+
+        pids = find_agent_pids(context.department_id)
     return {
-        "runtime": "local",
+        "runtime": settings.CONTAINER_RUNTIME,
         "agent": f"department agent for {context.department_id}",
         **resources,
     }, {"agent": bool(pids)}

@@ -11,12 +11,14 @@ import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import literal, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.persistence.database import db
+from app.persistence.final_copy_models import FinalCopy
 from app.persistence.models import Department, DepartmentSecret
 from app.persistence.secrets import KEY_SETTING, Keyring, keyring
 
@@ -157,10 +159,32 @@ def rotate_stored_secrets(setting: str) -> RotationReport:
         with db.transaction() as session:
             for row in rows:
                 _rotate_one(session, keys, row, report)
+    _rotate_final_copies(keys, report)
     return report
 
 
-def _rotate_one(session: Session, keys: Keyring, row: _Row, report: RotationReport) -> None:
+def _rotate_final_copies(keys: Keyring, report: RotationReport) -> None:
+    """Kept copies are encrypted under the key too; one per transaction (they are large)."""
+    with db.transaction() as session:
+        ids = list(session.scalars(select(FinalCopy.id).where(FinalCopy.ciphertext.is_not(None))))
+    for copy_id in ids:
+        with db.transaction() as session:
+            found = session.execute(
+                select(FinalCopy.department_id, FinalCopy.ciphertext).where(FinalCopy.id == copy_id)
+            ).first()
+            if found is None or found[1] is None:
+                continue  # purged meanwhile
+            row = _Row(copy_id, "final copy", found[0], bytes(found[1]))
+            _rotate_one(session, keys, row, report, FinalCopy.id == copy_id)
+
+
+def _rotate_one(
+    session: Session,
+    keys: Keyring,
+    row: _Row,
+    report: RotationReport,
+    where: ColumnElement[bool] | None = None,
+) -> None:
     report.total += 1
     if keys.is_current(row.ciphertext):
         report.already_current += 1
@@ -171,14 +195,13 @@ def _rotate_one(session: Session, keys: Keyring, row: _Row, report: RotationRepo
         report.undecryptable += 1
         report.failed_departments.add(row.department_id)
         return
-    changed = session.execute(
-        update(DepartmentSecret)
-        .where(
-            DepartmentSecret.department_pk == row.department_pk,
-            DepartmentSecret.name == row.name,
-            DepartmentSecret.ciphertext == row.ciphertext,
+    table: Any = FinalCopy if where is not None else DepartmentSecret
+    if where is None:
+        where = and_(
+            DepartmentSecret.department_pk == row.department_pk, DepartmentSecret.name == row.name
         )
-        .values(ciphertext=fresh)
+    changed = session.execute(
+        update(table).where(where, table.ciphertext == row.ciphertext).values(ciphertext=fresh)
     )
     if getattr(changed, "rowcount", 0):
         report.rotated += 1
