@@ -54,6 +54,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "provisioning.detect_drift",
             "schedule": settings.DRIFT_CHECK_INTERVAL,
         }
+    if settings.OAUTH_PURGE_INTERVAL > 0:
+        schedule["purge-oauth-tokens"] = {
+            "task": "provisioning.purge_oauth_tokens",
+            "schedule": settings.OAUTH_PURGE_INTERVAL,
+        }
     if settings.RETENTION_INTERVAL > 0:
         schedule["enforce-retention"] = {
             "task": "provisioning.enforce_retention",
@@ -63,6 +68,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
         schedule["purge-final-copies"] = {
             "task": "provisioning.purge_final_copies",
             "schedule": settings.FINAL_COPY_PURGE_INTERVAL,
+        }
+    if settings.CREDENTIAL_ROTATION_DAYS > 0:
+        schedule["rotate-due-credentials"] = {
+            "task": "provisioning.rotate_due_credentials",
+            "schedule": 3600.0,
         }
     return schedule
 

@@ -1,16 +1,21 @@
 """The two things an agent must be able to do to be of any use.
 
 (a) reach its tenant schema with its own role and password, and (b) obtain an
-access token with its own OAuth client. Both are checked for real on every
-call; results carry no secret, and every message is redacted anyway because
-drivers and servers sometimes echo what they were given.
+access token with its own OAuth client. The database is checked for real on
+every call; a token, once obtained, is kept until shortly before it expires
+(as any OAuth client should), so that calls to /health, which anyone can make
+through the gateway, do not each cost the authorization server a scrypt hash
+and a token record. Results carry no secret, and every message is redacted
+anyway because drivers and servers sometimes echo what they were given.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
@@ -19,10 +24,15 @@ import psycopg2
 import requests
 from psycopg2 import sql
 
+from department_agent.credentials import fingerprint
+
 CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 3000
 TOKEN_TIMEOUT = (3.05, 5.0)
 MAX_DETAIL_CHARS = 300
+# A cached token is given up this long before it expires, so it is never
+# reported valid at the very moment it stops being so.
+TOKEN_EXPIRY_MARGIN = 30.0
 
 
 class Redactor:
@@ -53,20 +63,37 @@ def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
-def check_database(database_url: str, schema: str, redact: Redactor) -> CheckOutcome:
-    """Connect as the tenant role and prove the tenant schema is usable by it."""
+def check_database(
+    database_url: str, schema: str, redact: Redactor, passwords: Sequence[str] = ()
+) -> CheckOutcome:
+    """Connect as the tenant role and prove the tenant schema is usable by it.
+
+    With ``passwords``, each is tried in order (the URL's own is not used): a
+    rotation hands over the new password before the role switches to it.
+    """
     start = time.perf_counter()
-    try:
-        connection = psycopg2.connect(
-            database_url,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name="department-agent",
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        )
-    except psycopg2.Error as exc:
-        return CheckOutcome(False, _elapsed_ms(start), redact(f"connect failed: {exc}".strip()))
+    connection, used, error = None, "", None
+    for password in passwords or (None,):
+        extra = {} if password is None else {"password": password}
+        try:
+            connection = psycopg2.connect(
+                database_url,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                application_name="department-agent",
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                **extra,
+            )
+        except psycopg2.Error as exc:
+            error = exc
+            continue
+        used = password or ""
+        break
+    if connection is None:
+        return CheckOutcome(False, _elapsed_ms(start), redact(f"connect failed: {error}".strip()))
     try:
         detail, data = _probe_schema(connection, schema)
+        if used:
+            data["credential"] = fingerprint(used)
     except psycopg2.Error as exc:
         detail, data = redact(f"query failed: {exc}".strip()), {}
     finally:
@@ -101,10 +128,43 @@ def basic_auth_header(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
+class TokenCache:
+    """The last successful token exchange per (token URL, client, secret), until
+    shortly before the token expires. A changed secret is a new entry."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    @staticmethod
+    def key(token_url: str, client_id: str, client_secret: str) -> str:
+        return hashlib.sha256(f"{token_url}\0{client_id}\0{client_secret}".encode()).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            until, data = self._entries.get(key, (0.0, {}))
+        return data if time.monotonic() < until else None
+
+    def put(self, key: str, data: dict[str, Any]) -> None:
+        expires_in = data.get("expiresIn")
+        if not isinstance(expires_in, int | float) or expires_in <= TOKEN_EXPIRY_MARGIN:
+            return
+        with self._lock:
+            self._entries = {key: (time.monotonic() + expires_in - TOKEN_EXPIRY_MARGIN, data)}
+
+
+TOKENS = TokenCache()
+
+
 def check_oauth(
     token_url: str, client_id: str, client_secret: str, redact: Redactor
 ) -> CheckOutcome:
-    """Obtain a token with the client_credentials grant; never report the token."""
+    """A token from the cache, or obtained with the client_credentials grant;
+    never report the token itself."""
+    key = TokenCache.key(token_url, client_id, client_secret)
+    cached = TOKENS.get(key)
+    if cached is not None:
+        return CheckOutcome(True, 0.0, "", {**cached, "cached": True})
     start = time.perf_counter()
     try:
         response = requests.post(
@@ -120,6 +180,8 @@ def check_oauth(
         detail = redact(f"token request failed: {exc.__class__.__name__}: {exc}")
         return CheckOutcome(False, _elapsed_ms(start), detail)
     detail, data = _read_token_response(response)
+    if not detail:
+        TOKENS.put(key, data)
     return CheckOutcome(not detail, _elapsed_ms(start), redact(detail), data)
 
 

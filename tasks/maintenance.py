@@ -24,6 +24,17 @@ def detect_drift_task() -> list[str]:
     return [f"{f.department_id}: {', '.join(f.failing)}" for f in detect_drift(current())]
 
 
+@shared_task(name="provisioning.purge_oauth_tokens")
+def purge_oauth_tokens() -> int:
+    """Expired access tokens introspect as inactive whether or not their row
+    exists; without this, every token ever issued would stay in the table."""
+    from datetime import UTC, datetime
+
+    from app.oauth.server import purge_expired_tokens
+
+    return purge_expired_tokens(datetime.now(UTC))
+
+
 @shared_task(name="provisioning.enforce_retention")
 def enforce_retention_task() -> list[str]:
     from app.domain.services.retention import enforce_retention
@@ -39,3 +50,10 @@ def purge_final_copies_task() -> int:
     from app.domain.services.final_copies import purge_expired
 
     return purge_expired()
+
+
+@shared_task(name="provisioning.rotate_due_credentials")
+def rotate_due_credentials_task() -> list[str]:
+    from app.domain.services.credentials import rotate_due
+
+    return rotate_due(current())

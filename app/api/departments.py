@@ -24,11 +24,19 @@ from app.api.errors import fail
 from app.api.http_headers import etag_of, if_match_allows, paginated
 from app.api.provisioning import status_url
 from app.api.provisioning_schemas import DepartmentConfigSchema
+from app.api.tenant_redaction import for_caller
 from app.domain.services import health, lifecycle, provisioning, queries
 from app.domain.states import DepartmentStatus
 
 blp = Blueprint("departments", __name__, url_prefix="/api", description="Departments")
-audit_endpoints(blp, {"DepartmentResource": "update", "DepartmentRepair": "repair"})
+audit_endpoints(
+    blp,
+    {
+        "DepartmentResource": "update",
+        "DepartmentRepair": "repair",
+        "DepartmentCredentialRotation": "rotate_credentials",
+    },
+)
 
 
 class DepartmentListArgs(PageArgs):
@@ -191,6 +199,27 @@ class DepartmentRepair(MethodView):
         return _accepted(submission, f"Repairing: {', '.join(failing)}")
 
 
+@blp.route("/departments/<department_id:department_id>/rotate-credentials")
+class DepartmentCredentialRotation(MethodView):
+    decorators = [admin_required]
+
+    @blp.response(202, JobAcceptedSchema)
+    @blp.alt_response(404, description="Unknown department")
+    @blp.alt_response(409, description="A job in flight, or the department is not ACTIVE")
+    def post(self, department_id: str) -> Any:
+        """Issue a new tenant database password and OAuth client secret, hand them
+        to the running agent, then revoke the old ones (no downtime)"""
+        from app.domain.services.credentials import request_rotation
+
+        try:
+            submission = request_rotation(department_id, actor(), settings=config.current())
+        except provisioning.NotFound as exc:
+            fail(404, message=str(exc))
+        except provisioning.Conflict as exc:
+            fail(409, message=str(exc))
+        return _accepted(submission, "Credential rotation started")
+
+
 @blp.route("/departments/<department_id:department_id>/history")
 class DepartmentHistory(MethodView):
     decorators = [reader_required]
@@ -228,4 +257,4 @@ class DepartmentHealth(MethodView):
         result = health.department_health(department_id, config.current())
         if result is None:
             fail(404, message=f"department {department_id} not found")
-        return result
+        return for_caller(result)  # check details may quote what a component said

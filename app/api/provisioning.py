@@ -7,14 +7,13 @@ from typing import Any
 
 from flask import jsonify, request
 from flask.views import MethodView
-from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from app import config
 from app.api.audit import audit_endpoints
 from app.api.auth import actor, admin_required, ensure_department_access, reader_required
 from app.api.errors import fail
-from app.api.limits import limiter
+from app.api.limits import limiter, user_or_ip
 from app.api.provisioning_schemas import (
     CancelAcceptedSchema,
     DepartmentConfigSchema,
@@ -25,6 +24,7 @@ from app.api.provisioning_schemas import (
     ProvisionQuerySchema,
     ProvisionStatusSchema,
 )
+from app.api.tenant_redaction import for_caller
 from app.domain.services import lifecycle, planning, provisioning, queries
 
 MAX_IDEMPOTENCY_KEY = 200  # the column's size
@@ -70,9 +70,11 @@ def _provision_limit() -> str:
 
 @blp.route("/provision-department")
 class ProvisionDepartment(MethodView):
+    # The last decorator runs first: auth, then the quota, charged to the caller
+    # (a stranger's refused request must not spend an admin's quota).
     decorators = [
+        limiter.limit(_provision_limit, key_func=user_or_ip, override_defaults=True),
         admin_required,
-        limiter.limit(_provision_limit, key_func=get_remote_address, override_defaults=True),
     ]
 
     @blp.arguments(DepartmentConfigSchema)
@@ -124,7 +126,7 @@ class ProvisionStatus(MethodView):
         if view is None:
             fail(404, message=f"provisioning job {provisioning_id} not found")
         ensure_department_access(view["departmentId"])
-        return view
+        return for_caller(view)
 
 
 @blp.route("/provision-status/<uuid:provisioning_id>/cancel")

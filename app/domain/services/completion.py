@@ -85,7 +85,13 @@ def record_config_version(session: Session, department: Department, job: Provisi
             department_pk=department.id,
             version=department.config_version,
             config=dict(job.config),
-            diff=config_diff(previous, job.config),
+            diff={
+                **config_diff(previous, job.config),
+                **{
+                    name: {"from": None, "to": text}
+                    for name, text in policy_of(job.kind).history_note
+                },
+            },
             actor=job.requested_by,
             job_id=job.id,
         )

@@ -117,6 +117,8 @@ def _record_provisioning(
             return in_flight
         if department.status == DepartmentStatus.ACTIVE:
             raise Conflict(f"department {department.department_id} is already ACTIVE")
+        if department.status == DepartmentStatus.DEPROVISIONED:
+            department.incarnation = uuid.uuid4()  # a new department: old tokens stay out
         department.config = payload
         department.department_name = payload["departmentName"]
         steps = plans.plan_provision()
