@@ -1,7 +1,7 @@
 """The OpenTelemetry trace a job was submitted in.
 
-Revision ID: 0006_trace_id
-Revises: 0005_incarnation
+Revision ID: 0007_trace_id
+Revises: 0006_oauth_next_secret
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_trace_id"
-down_revision: str | None = "0005_incarnation"
+revision: str = "0007_trace_id"
+down_revision: str | None = "0006_oauth_next_secret"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
