@@ -69,6 +69,11 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             "task": "provisioning.purge_final_copies",
             "schedule": settings.FINAL_COPY_PURGE_INTERVAL,
         }
+    if settings.CREDENTIAL_ROTATION_DAYS > 0:
+        schedule["rotate-due-credentials"] = {
+            "task": "provisioning.rotate_due_credentials",
+            "schedule": 3600.0,
+        }
     return schedule
 
 
