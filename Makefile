@@ -13,7 +13,7 @@ venv: .venv/.installed
 	@[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel  # editable installs need both
 	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
+	$(PY) -m pip install --quiet --no-deps -e .  # the `provisioning` command
 	@touch $@
 
 env: venv

@@ -48,6 +48,10 @@ class ProvisionStatusSchema(Schema):
     departmentId = fields.String()
     kind = one_of(JOB_KINDS)
     status = one_of(JOB_STATUSES, metadata={"example": "deploying_workflows"})
+    traceId = fields.String(
+        allow_none=True,
+        metadata={"description": "OpenTelemetry trace id of the job (32 hex digits)"},
+    )
     progress = fields.Dict(
         metadata={
             "description": "percentage, and per component (database, oauth, docker, "
