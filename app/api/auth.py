@@ -8,6 +8,7 @@ Admins may do everything; a department token may only read its own department.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -75,22 +76,33 @@ def max_ttl() -> timedelta:
 
 
 def _token_acceptable(payload: dict[str, Any]) -> bool:
-    """A token missing its role, email, issue time or expiry is no token at all
-    (401); so is one made to live longer than JWT_MAX_TTL_DAYS (minted before the
-    bound, or elsewhere with the key), or a department token of a department that
-    has since been deprovisioned and created again."""
+    """A token missing its role, email or expiry is no token at all (401); so is
+    one made to live longer than JWT_MAX_TTL_DAYS (minted before the bound, or
+    elsewhere with the key), or a department token of an earlier incarnation of
+    its department."""
     if not payload.get("email") or "role" not in payload:
         return False
-    if not isinstance(payload.get("exp"), int) or not isinstance(payload.get("iat"), int):
-        return False
-    if payload["exp"] - payload["iat"] > max_ttl().total_seconds():
+    if not isinstance(payload.get("exp"), int) or not _lifetime_bounded(payload):
         return False
     if payload["role"] != "department":
         return True
     department_id = payload.get("departmentId")
     if not department_id:
         return False
-    return payload.get("departmentIncarnation") == current_incarnation(str(department_id))
+    if "departmentIncarnation" not in payload:
+        # The original service's issuer writes only email, role, departmentId and
+        # exp: such a token cannot name an incarnation, and is taken as it was
+        # there. Tokens this project mints always carry one.
+        return True
+    return payload["departmentIncarnation"] == current_incarnation(str(department_id))
+
+
+def _lifetime_bounded(payload: dict[str, Any]) -> bool:
+    """From its issue time; a token without one (the original service's format)
+    may at least not have more than the bound left to live."""
+    issued = payload.get("iat")
+    start = issued if isinstance(issued, int) else int(time.time())
+    return bool(payload["exp"] - start <= max_ttl().total_seconds())
 
 
 def mint_token(email: str, role: str, department_id: str | None, ttl: timedelta) -> str:
