@@ -35,5 +35,6 @@ USER 10002:10002
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/openapi.json' % os.environ.get('PORT', '3000'), timeout=4)"]
-CMD ["gunicorn", "wsgi:app", "-c", "config/gunicorn.conf.py", "--bind", "0.0.0.0:3000", \
-     "--workers", "2", "--threads", "4"]
+# The API on $PORT (default 3000); `sh scripts/serve.sh worker|beat|migrate` for
+# the other roles (Procfile, railway.json).
+CMD ["sh", "scripts/serve.sh", "api"]

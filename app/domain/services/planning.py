@@ -21,7 +21,13 @@ from app.domain.services.provisioning import active_job
 from app.oauth.models import OAuthClient
 from app.persistence.database import db
 from app.persistence.models import Department
-from app.providers import database_postgres, gateway_caddy, oauth_builtin, workflows_n8n
+from app.providers import (
+    database_postgres,
+    gateway_caddy,
+    oauth_builtin,
+    postgres_access,
+    workflows_n8n,
+)
 from app.providers.base import DepartmentContext
 from app.providers.registry import provider
 
@@ -88,6 +94,9 @@ def _database(context: DepartmentContext, settings: Settings) -> tuple[dict, dic
         password=url.password,
         dbname=url.database,
         connect_timeout=5,
+        # A privileged session in the tenants database: no name may resolve
+        # into a tenant's schema (see app/providers/postgres_access.py).
+        options=f"-c search_path={postgres_access.ADMIN_SEARCH_PATH}",
     )
     try:
         with conn.cursor() as cur:
