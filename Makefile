@@ -11,9 +11,9 @@ venv: .venv/.installed
 .venv/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel  # editable installs need both
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
+	$(PY) -m pip install --quiet --no-deps -e .  # the `provisioning` command
 	@touch $@
 
 env: venv

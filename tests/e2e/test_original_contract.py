@@ -243,6 +243,21 @@ def test_the_original_token_payload_is_accepted_and_its_roles_hold(
     assert call("GET", "/api/departments", make_token(app)).status_code == 200
 
 
+def test_tokens_without_iat_still_obey_the_lifetime_bound_and_revocation(
+    live_stack: Stack, app: Flask
+) -> None:
+    """The original's payload has no iat: the bound on a token's life is counted
+    from now, and revoking the user refuses it whenever it was issued."""
+    century = original_token(app, exp=int(time.time()) + 100 * 365 * 86400)
+    assert call("GET", "/api/departments", century).status_code == 401
+    email = f"leaver-{uuid.uuid4().hex[:6]}@synrgscaling.com"
+    token = original_token(app, email=email)
+    assert call("GET", "/api/departments", token).status_code == 200
+    revoked = app.test_cli_runner().invoke(args=["token", "revoke", "--email", email])
+    assert revoked.exit_code == 0, revoked.output
+    assert call("GET", "/api/departments", token).status_code == 401
+
+
 def test_the_committed_openapi_yaml_is_what_the_api_serves(live_stack: Stack) -> None:
     """The original links ./openapi.yaml; ours is generated (`make openapi`) and must not drift."""
     served = requests.get(f"{BASE}/openapi.json", timeout=10).json()

@@ -42,7 +42,10 @@ def _admin(**changes: Any) -> dict[str, Any]:
         ({}, True),
         ({"exp": int(time.time()) + 30 * DAY}, True),
         ({"exp": int(time.time()) + 31 * DAY}, False),  # longer than JWT_MAX_TTL_DAYS
-        ({"iat": None}, False),  # a lifetime cannot be judged without an issue time
+        # The original service's tokens carry no iat: their life is bounded from now.
+        ({"iat": None}, True),
+        ({"iat": None, "exp": int(time.time()) + 31 * DAY}, False),
+        ({"iat": "yesterday"}, False),
         ({"email": None}, False),
         ({"role": None}, False),
         ({"role": "department"}, False),  # without its departmentId
