@@ -72,6 +72,18 @@ class Settings(
                 return {**data, "DATABASE_URL": url}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _container_defaults(cls, data: Any) -> Any:
+        """An unset runtime is `docker` where an engine answers (one socket probe)."""
+        if not isinstance(data, dict):
+            return data
+        from app.docker_host import default_docker_host, engine_answers
+
+        host = data.get("DOCKER_HOST") or default_docker_host()
+        runtime = data.get("CONTAINER_RUNTIME") or ("docker" if engine_answers(host) else "local")
+        return {**data, "DOCKER_HOST": host, "CONTAINER_RUNTIME": runtime}
+
     @property
     def is_production(self) -> bool:
         return self.APP_ENV == "production"

@@ -134,8 +134,15 @@ class SecuritySettings(_Group):
 
 
 class ComponentSettings(_Group):
-    CONTAINER_RUNTIME: Literal["local", "railway"] = "local"
-    """`local` agent processes, or `railway` (then the `RAILWAY_*` settings)"""
+    CONTAINER_RUNTIME: Literal["", "docker", "local", "railway"] = ""
+    """`docker` containers, `local` agent processes, or `railway` (then the
+    `RAILWAY_*` settings); empty: `docker` when an engine answers, else `local`"""
+    DOCKER_HOST: str = ""
+    """engine for `docker` (empty: the one `make up` starts under
+    `~/.cache/provisioning-orchestrator/docker`, else `/var/run/docker.sock`)"""
+    AGENT_IMAGE: str = ""
+    """agent image for `docker` (empty: the tag `python -m app.providers.agent_image`
+    builds from the sources)"""
     CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
     """Caddy's admin API"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
@@ -199,6 +206,9 @@ class OperationsSettings(_Group):
     """days a deprovision's final copy (`finalCopy=true`) is kept, restorable"""
     FINAL_COPY_PURGE_INTERVAL: SecondsOrOff = 3600.0
     """between beat's purges of expired final copies; 0 turns them off"""
+    CREDENTIAL_ROTATION_DAYS: float = Field(0.0, ge=0, le=3650)
+    """rotate each ACTIVE department's database password and OAuth secret this many days
+    after the last rotation (or creation), checked hourly by beat; 0 turns it off"""
 
 
 class WebhookSettings(_Group):

@@ -98,11 +98,16 @@ def _token_acceptable(payload: dict[str, Any]) -> bool:
 
 
 def _lifetime_bounded(payload: dict[str, Any]) -> bool:
-    """From its issue time; a token without one (the original service's format)
-    may at least not have more than the bound left to live."""
+    """exp at most JWT_MAX_TTL_DAYS after iat. The original service's issuers set
+    no iat (its documented payload is email, role, departmentId, exp): such a
+    token is held to the same bound from now, and a user revocation refuses it
+    whenever it was issued (token_blocklist reads a missing iat as 0)."""
     issued = payload.get("iat")
-    start = issued if isinstance(issued, int) else int(time.time())
-    return bool(payload["exp"] - start <= max_ttl().total_seconds())
+    if issued is None:
+        issued = int(time.time())
+    elif not isinstance(issued, int):
+        return False
+    return bool(payload["exp"] - issued <= max_ttl().total_seconds())
 
 
 def mint_token(email: str, role: str, department_id: str | None, ttl: timedelta) -> str:

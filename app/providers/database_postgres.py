@@ -112,6 +112,12 @@ class PostgresTenantProvider:
             "tables": list(BASELINE_TABLES),
         }
 
+    def set_password(self, context: DepartmentContext, password: str) -> None:
+        """The role's password becomes ``password`` (sent as a SCRAM verifier);
+        sessions already open stay, new ones need the new password."""
+        with self._admin() as conn, conn.cursor() as cur:
+            self._upsert_role(cur, role_name(context), password)
+
     def _create_role_and_schema(self, role: str, schema: str, password: str) -> None:
         with self._admin() as conn, conn.cursor() as cur:
             # One lock for all tenants: concurrent REVOKE/GRANTs on the shared
@@ -148,15 +154,13 @@ class PostgresTenantProvider:
             )
         )
         ensure_group(cur)
-        cur.execute(
-            "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
-            " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s AND r.rolname = %s",
-            (TENANT_GROUP, role),
-        )
-        if cur.fetchone() is None:
-            cur.execute(
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(TENANT_GROUP), sql.Identifier(role))
-            )
+        _ensure_member(cur, TENANT_GROUP, role)
+        cur.execute("SELECT rolsuper, rolname FROM pg_roles WHERE rolname = current_user")
+        superuser, provisioner = cur.fetchone()
+        if not superuser:
+            # A CREATEROLE provisioning role must be a member of the roles it
+            # creates to give them a schema and later drop what they own.
+            _ensure_member(cur, role, provisioner)
 
     def delete(self, context: DepartmentContext) -> None:
         schema, role = schema_name(context), role_name(context)
@@ -221,6 +225,16 @@ class PostgresTenantProvider:
             schema_name(context),
             self._statement_timeout_ms,
         )
+
+
+def _ensure_member(cur: Any, group: str, member: str) -> None:
+    cur.execute(
+        "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+        " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s AND r.rolname = %s",
+        (group, member),
+    )
+    if cur.fetchone() is None:
+        cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
 
 
 def ensure_group(cur: Any) -> None:

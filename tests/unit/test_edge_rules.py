@@ -42,9 +42,10 @@ def _admin(**changes: Any) -> dict[str, Any]:
         ({}, True),
         ({"exp": int(time.time()) + 30 * DAY}, True),
         ({"exp": int(time.time()) + 31 * DAY}, False),  # longer than JWT_MAX_TTL_DAYS
-        # the original service's tokens carry no issue time: judged by what is left
+        # The original service's tokens carry no iat: their life is bounded from now.
         ({"iat": None}, True),
         ({"iat": None, "exp": int(time.time()) + 31 * DAY}, False),
+        ({"iat": "yesterday"}, False),
         ({"exp": None}, False),
         # its department tokens name no incarnation (ours always do)
         ({"iat": None, "role": "department", "departmentId": "hr"}, True),

@@ -141,7 +141,7 @@ def test_every_bad_setting_is_reported_at_once_in_one_message() -> None:
         RETRY_MAX="3.5",
         PORT="70000",
         NODE_ENV="staging",
-        CONTAINER_RUNTIME="docker",
+        CONTAINER_RUNTIME="kubernetes",
         WEBHOOK_SECRET="short",
     )
     lines = message.splitlines()
