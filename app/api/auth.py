@@ -89,12 +89,9 @@ def _token_acceptable(payload: dict[str, Any]) -> bool:
     department_id = payload.get("departmentId")
     if not department_id:
         return False
-    if "departmentIncarnation" not in payload:
-        # The original service's issuer writes only email, role, departmentId and
-        # exp: such a token cannot name an incarnation, and is taken as it was
-        # there. Tokens this project mints always carry one.
-        return True
-    return payload["departmentIncarnation"] == current_incarnation(str(department_id))
+    # The original service's department tokens name no incarnation: they open no
+    # existing department and must be re-issued with `flask token create`.
+    return payload.get("departmentIncarnation") == current_incarnation(str(department_id))
 
 
 def _lifetime_bounded(payload: dict[str, Any]) -> bool:

@@ -47,8 +47,6 @@ def _admin(**changes: Any) -> dict[str, Any]:
         ({"iat": None, "exp": int(time.time()) + 31 * DAY}, False),
         ({"iat": "yesterday"}, False),
         ({"exp": None}, False),
-        # its department tokens name no incarnation (ours always do)
-        ({"iat": None, "role": "department", "departmentId": "hr"}, True),
         ({"email": None}, False),
         ({"role": None}, False),
         ({"role": "department"}, False),  # without its departmentId
