@@ -91,9 +91,12 @@ def run_compensation(
         step_id, context, restore = started
         component = provider(settings, saga.step(step_name).provider)
         try:
-            with (
-                guards.heartbeat(job_id, step_id, settings.HEARTBEAT_INTERVAL),
-                guards.time_limit(settings.STEP_TIMEOUT, "compensation exceeded STEP_TIMEOUT"),
+            with guards.provider_call(
+                job_id,
+                step_id,
+                settings.HEARTBEAT_INTERVAL,
+                settings.STEP_TIMEOUT,
+                "compensation exceeded STEP_TIMEOUT",
             ):
                 # An update is undone by converging back to the previous
                 # configuration; anything else by removing what was made.

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.kinds import JobPolicy, policy_of
 from app.domain.services.journal import journal, transition
-from app.domain.states import JobState
+from app.domain.states import DepartmentStatus, JobState
 from app.persistence.models import Department, DepartmentConfigVersion, ProvisioningJob, utcnow
 
 
@@ -35,7 +35,12 @@ def finish_job(session: Session, job: ProvisioningJob) -> None:
     resources = department.resources or {}
     department.deployment_url = resources.get("configure_gateway", {}).get("url")
     department.container_url = resources.get("deploy_container", {}).get("url")
-    journal(session, job, "INFO", f"department {department.department_id} is {department.status}")
+    ended = (
+        "deprovisioned"
+        if department.status == DepartmentStatus.DEPROVISIONED
+        else f"is {department.status}"
+    )
+    journal(session, job, "INFO", f"department {department.department_id} {ended}")
 
 
 def _fail_leaving(

@@ -54,9 +54,12 @@ def run_step(job_id: uuid.UUID, generation: int, step_name: str, settings: Setti
             return started
         component = provider(settings, saga.step(step_name).provider)
         try:
-            with (
-                guards.heartbeat(job_id, started.step_id, settings.HEARTBEAT_INTERVAL),
-                guards.time_limit(started.budget, started.timeout_reason),
+            with guards.provider_call(
+                job_id,
+                started.step_id,
+                settings.HEARTBEAT_INTERVAL,
+                started.budget,
+                started.timeout_reason,
             ):
                 if started.action is StepAction.CREATE:
                     outputs: dict[str, Any] | None = component.create(started.context)
