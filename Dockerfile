@@ -1,6 +1,6 @@
 # The orchestrator's image: API (default command), Celery worker, beat and
-# Flower (see docker-compose.yml). Runtime dependencies only (requirements.txt;
-# the test tools are in requirements-dev.txt), runs as an unprivileged user.
+# Flower (see docker-compose.yml). Runtime dependencies only, from the hashed lock
+# (requirements.txt, compiled from requirements.in by `make lock`), as an unprivileged user.
 #
 # BASE defaults to Docker Hub's python:3.11-slim. Where no registry is
 # reachable, `python scripts/app_image.py` builds FROM the project's own
@@ -14,7 +14,7 @@ COPY requirements.txt /tmp/requirements.txt
 COPY docker/build-ca/ /tmp/build-ca/
 RUN python3 -m venv /opt/venv \
  && if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
- && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r /tmp/requirements.txt
+ && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /tmp/requirements.txt
 
 FROM ${BASE}
 RUN (getent group app || groupadd --system --gid 10002 app) \

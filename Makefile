@@ -5,16 +5,23 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: engine demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
+.PHONY: engine demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test lock
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel  # editable installs need both
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt  # the lock (make lock)
 	$(PY) -m pip install --quiet --no-deps -e .  # the `provisioning` command
 	@touch $@
+
+# Recompile the locks (pip-tools) after editing requirements.in or requirements-dev.in:
+# every package pinned, with hashes; development gets the runtime versions plus its tools.
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links
+lock: venv
+	.venv/bin/pip-compile $(LOCK_FLAGS) --output-file requirements.txt requirements.in
+	.venv/bin/pip-compile $(LOCK_FLAGS) --output-file requirements-dev.txt requirements-dev.in
 
 env: venv
 	@$(PY) scripts/make_env.py

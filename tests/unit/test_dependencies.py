@@ -23,7 +23,8 @@ def _pins() -> dict[str, str]:
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, pinned = line.split("==", 1)
-            pins[name.split("[", 1)[0].strip().lower()] = pinned.strip()
+            # The lock's lines end in " \\" before their hashes.
+            pins[name.split("[", 1)[0].strip().lower()] = pinned.split()[0]
     return pins
 
 
