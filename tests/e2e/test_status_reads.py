@@ -52,9 +52,9 @@ def test_status_of_an_in_flight_job_reads_no_history(
     from app.domain.services.queries import job_view
 
     department_id = new_department_id()
-    faults.arm(department_id, "workflows.create", mode="delay", seconds=6, times=1)
+    faults.arm(department_id, "workflows.create", mode="delay", seconds=15, times=1)
     job_id = submit(client, admin_headers, department_payload(department_id))
-    wait_for_step_status(job_id, "deploy_workflows", "in_progress")
+    wait_for_step_status(job_id, "deploy_workflows", "in_progress", timeout=240)
 
     views: list[dict[str, Any]] = []
     reads = [
