@@ -76,10 +76,10 @@ def max_ttl() -> timedelta:
 
 
 def _token_acceptable(payload: dict[str, Any]) -> bool:
-    """A token missing its role, email, issue time or expiry is no token at all
-    (401); so is one made to live longer than JWT_MAX_TTL_DAYS (minted before the
-    bound, or elsewhere with the key), or a department token of a department that
-    has since been deprovisioned and created again."""
+    """A token missing its role, email or expiry is no token at all (401); so is
+    one made to live longer than JWT_MAX_TTL_DAYS (minted before the bound, or
+    elsewhere with the key), or a department token of an earlier incarnation of
+    its department."""
     if not payload.get("email") or "role" not in payload:
         return False
     if not isinstance(payload.get("exp"), int) or not _lifetime_bounded(payload):
@@ -89,6 +89,8 @@ def _token_acceptable(payload: dict[str, Any]) -> bool:
     department_id = payload.get("departmentId")
     if not department_id:
         return False
+    # The original service's department tokens name no incarnation: they open no
+    # existing department and must be re-issued with `flask token create`.
     return payload.get("departmentIncarnation") == current_incarnation(str(department_id))
 
 

@@ -164,6 +164,7 @@ def test_every_original_example_round_trips(live_stack: Stack, app: Flask) -> No
     _original_tools_granted_and_served(final, body["deploymentUrl"])
     _list_example(token, department_id)
     _health_example(token, department_id)
+    _department_tokens_are_reissued(app, department_id)
     _deprovision_example(live_stack, token, department_id)
 
 
@@ -216,6 +217,16 @@ def _health_example(token: str, department_id: str) -> None:
     names = {check["name"] for check in health.json()["checks"]}
     assert names >= ORIGINAL_CHECKS
     a_time(health.json()["lastCheck"])
+
+
+def _department_tokens_are_reissued(app: Flask, department_id: str) -> None:
+    """README: the original's department tokens lack the department's incarnation,
+    so they are refused; one issued here reads its department."""
+    path = f"/api/departments/{department_id}/health"
+    original = original_token(app, role="department", departmentId=department_id)
+    assert call("GET", path, original).status_code == 401
+    reissued = make_token(app, "department", department_id)
+    assert call("GET", path, reissued).status_code == 200
 
 
 def _deprovision_example(live_stack: Stack, token: str, department_id: str) -> None:

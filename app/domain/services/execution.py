@@ -27,7 +27,7 @@ from app.domain.services.job_records import (
     record_resources,
     step_record,
 )
-from app.domain.services.journal import journal, step_event, transition
+from app.domain.services.journal import emit, journal, step_event, transition
 from app.domain.services.retries import backoff, describe_error, max_retries
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
@@ -173,6 +173,8 @@ def _after_transient_error(
             f"attempt {record.attempts} failed ({record.error}); retrying in {countdown:g}s",
             step_name,
         )
+        # Counted where it is decided (metrics subscribe), not parsed from the log line.
+        emit(session, job, "retry", step=step_name, action="step", attempt=record.attempts)
         return RetryLater(countdown, record.error)
 
 
