@@ -34,10 +34,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import requests
 
+from app.providers.agent_config import (
+    AgentCredentials,
+    AgentEndpoints,
+    agent_variables,
+    gather_credentials,
+)
 from app.providers.base import (
     CheckResult,
     DepartmentContext,
@@ -301,10 +306,9 @@ class LocalContainerProvider:
         start_timeout: float = 20.0,
     ) -> None:
         self._agents_dir = Path(run_dir) / "agents"
-        self._database_host = database_host
-        self._database_port = database_port
-        self._database_name = database_name
-        self._oauth_token_url = oauth_token_url
+        self._endpoints = AgentEndpoints(
+            database_host, database_port, database_name, oauth_token_url
+        )
         self._python = python_executable
         self._bind_host = bind_host
         self._start_timeout = start_timeout
@@ -350,50 +354,20 @@ class LocalContainerProvider:
     # Inputs
 
     def _gather_inputs(self, context: DepartmentContext) -> AgentInputs:
-        database = context.resources.get("create_database") or {}
-        oauth = context.resources.get("create_oauth") or {}
-        required = {
-            'resources["create_database"]["role"]': database.get("role"),
-            'resources["create_database"]["schema"]': database.get("schema"),
-            'resources["create_oauth"]["clientId"]': oauth.get("clientId"),
-            'secret "database_password"': context.secrets.get("database_password"),
-            'secret "oauth_client_secret"': context.secrets.get("oauth_client_secret"),
-        }
-        missing = [name for name, value in required.items() if not value]
-        if missing:
-            raise ProviderError(
-                f"cannot start agent for {context.department_id}: missing {', '.join(missing)}"
-            )
-        role, schema, client_id, password, client_secret = (str(v) for v in required.values())
+        credentials = gather_credentials(context, "start agent")
         resources = context.config.get("resources") or {}
         return AgentInputs(
-            environment=self._environment(
-                context, role, schema, password, client_id, client_secret
-            ),
-            # Longest first, so a secret that contains another is masked whole.
-            secrets=tuple(
-                sorted({password, quote(password, safe=""), client_secret}, key=len, reverse=True)
-            ),
+            environment=self._environment(context, credentials),
+            secrets=credentials.secrets(),
             memory=plan_memory(resources.get("memory")),
             cpu=plan_cpu(resources.get("cpu"), context.department_id),
         )
 
     def _environment(
-        self,
-        context: DepartmentContext,
-        role: str,
-        schema: str,
-        password: str,
-        client_id: str,
-        client_secret: str,
+        self, context: DepartmentContext, credentials: AgentCredentials
     ) -> dict[str, str]:
         """A minimal environment: the orchestrator's own variables (its database
         URL, encryption keys) must not leak into a tenant's process."""
-        database_url = (
-            f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}"
-            f"@{self._database_host}:{self._database_port}/{quote(self._database_name)}"
-        )
-        config = context.config
         return {
             "PATH": os.environ.get("PATH", os.defpath),
             "LANG": "C.UTF-8",
@@ -405,14 +379,7 @@ class LocalContainerProvider:
             # environ block that identifies this process.
             "SPT_NOENV": "1",
             "AGENT_MANAGED_BY": MANAGED_BY,
-            "AGENT_DEPARTMENT_ID": context.department_id,
-            "AGENT_DEPARTMENT_NAME": str(config.get("departmentName") or context.department_id),
-            "AGENT_CONFIG_JSON": json.dumps(config, sort_keys=True, default=str),
-            "AGENT_DATABASE_URL": database_url,
-            "AGENT_DATABASE_SCHEMA": schema,
-            "AGENT_OAUTH_TOKEN_URL": self._oauth_token_url,
-            "AGENT_OAUTH_CLIENT_ID": client_id,
-            "AGENT_OAUTH_CLIENT_SECRET": client_secret,
+            **agent_variables(context, credentials, self._endpoints),
         }
 
     # Idempotence
