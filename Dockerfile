@@ -8,5 +8,6 @@ ENV PYTHONPATH=/app \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 RUN mkdir -p /tmp/prometheus
 EXPOSE 3000
-CMD ["gunicorn", "wsgi:app", "-c", "config/gunicorn.conf.py", "--bind", "0.0.0.0:3000", \
-     "--workers", "2", "--threads", "4"]
+# The API on $PORT (default 3000); `sh scripts/serve.sh worker|beat|migrate` for
+# the other roles (Procfile, railway.json).
+CMD ["sh", "scripts/serve.sh", "api"]

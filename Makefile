@@ -5,14 +5,15 @@ export PYTHONPATH := $(CURDIR)
 RUN_DIR ?= $(CURDIR)/.run
 export RUN_DIR
 
-.PHONY: demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
+.PHONY: engine demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
-.venv/.installed: requirements.txt
+.venv/.installed: requirements.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
 	@touch $@
 
 env: venv
@@ -37,7 +38,17 @@ migrate: env services
 	@$(PY) scripts/ensure_databases.py
 	@.venv/bin/alembic upgrade head
 
-up: env components migrate
+# The `docker` runtime: an engine (ours only if none answers) and the agent image,
+# built from the sources on first use and reused while they are unchanged.
+# Without an engine the settings fall back to CONTAINER_RUNTIME=local.
+engine: venv
+	@if [ "$${CONTAINER_RUNTIME:-docker}" = docker ]; then \
+		if scripts/docker_engine.sh start; then \
+			DOCKER_HOST=$$(scripts/docker_engine.sh host) $(PY) -m app.providers.agent_image >/dev/null; \
+		else echo "no Docker engine: department agents will run as local processes"; fi; \
+	fi
+
+up: env components migrate engine
 	@scripts/stack.sh start
 	@# Routes live in Caddy's memory and agents stop with `make down`: bring back
 	@# whatever ACTIVE departments lost (a no-op on a fresh start).
@@ -56,13 +67,15 @@ status:
 	echo "API:        http://127.0.0.1:$$PORT/api"; \
 	echo "Swagger UI: http://127.0.0.1:$$PORT/api-docs"; \
 	echo "ReDoc:      http://127.0.0.1:$$PORT/redoc"; \
-	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555}"; \
+	echo "Flower:     http://127.0.0.1:$${FLOWER_PORT:-5555} (log in with FLOWER_BASIC_AUTH, user:password, from .env)"; \
 	echo "Gateway:    http://127.0.0.1:$${GATEWAY_PORT:-8080}/departments/<departmentId>/"; \
 	scripts/stack.sh status
 
 down:
 	@scripts/stack.sh stop
 	@$(PY) -m app.providers.container_local stop-all "$(RUN_DIR)" 2>/dev/null || true
+	@$(PY) -m app.providers.container_docker stop-instance "$(RUN_DIR)" || true
+	@scripts/docker_engine.sh stop || true
 	@scripts/caddy.sh stop || true
 	@scripts/n8n.sh stop || true
 
@@ -76,15 +89,18 @@ test: venv test-unit deps-test services
 	@scripts/n8n.sh install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 	.venv/bin/pytest -q $(foreach t,$(UNIT_TESTS),--ignore=$(t))
 
 # openapi.yaml (committed) is the document the API serves; regenerate after API changes.
 openapi: venv
 	$(PY) -m app.openapi_doc --write
 
+# lint-imports checks the layer contracts in .importlinter.
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 # Benchmarks on a stack of their own (po_bench databases, Redis db 15, ports 24xxx);
 # results are appended to benchmarks/RESULTS.md. SCALE: growth target (departments);

@@ -104,12 +104,14 @@ def _init_extensions(app: Flask, settings: config.Settings) -> None:
 
 def _init_http(app: Flask, settings: config.Settings) -> None:
     from app.api.auth import init_auth
+    from app.api.edge import init_edge
     from app.api.limits import init_limits
     from app.api.problems import init_problems
     from app.api.security_headers import init_security_headers
     from app.observability.logs import init_request_ids
 
     init_request_ids(app)
+    init_edge(app, settings)
     init_auth(app, settings.JWT_SECRET)
     init_security_headers(app, settings)
     init_limits(app, settings)
@@ -118,34 +120,38 @@ def _init_http(app: Flask, settings: config.Settings) -> None:
 
 def _register_api(app: Flask) -> None:
     """The JSON API, documented in /openapi.json."""
-    from app.api import audit, departments, events, metrics, provisioning, webhooks
+    from app.api import audit, departments, kpis, live_progress, provisioning, webhooks
     from app.api.converters import init_converters
     from app.api.openapi import ContractApi
 
     api = ContractApi(app)
     init_converters(app, api)
-    for module in (provisioning, departments, events, audit, webhooks, metrics):
+    for module in (provisioning, departments, live_progress, audit, webhooks, kpis):
         api.register_blueprint(module.blp)
 
 
 def _init_pages(app: Flask) -> None:
-    """OAuth endpoints, the dashboard and the docs: outside the API's rate limits."""
-    from app.api.limits import limiter
+    """OAuth endpoints (with limits of their own), the dashboard and the docs:
+    outside the API's rate limits."""
+    from app.api.limits import limit_oauth, limiter
     from app.dashboard import init_dashboard
-    from app.oauth import init_oauth
+    from app.oauth import init_oauth, oauth_bp
 
     init_oauth(app)
+    limit_oauth(oauth_bp)
     init_dashboard(app)
-    for name in ("oauth", "api-docs", "static"):
+    for name in ("api-docs", "static"):
         if name in app.blueprints:
             limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]
 
 
 def _init_event_subscribers(app: Flask) -> None:
-    from app.observability.metrics import init_metrics
+    from app.api.limits import limiter
+    from app.observability.prometheus import exposition, init_metrics
     from app.observability.stream import init_live_stream
 
     init_metrics(app)
+    limiter.exempt(exposition)  # Prometheus scrapes are not API calls
     init_live_stream(app)
 
 

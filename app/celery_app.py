@@ -36,14 +36,28 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+# Seconds between sweeps for webhook deliveries whose message was lost.
+WEBHOOK_REDELIVER_INTERVAL = 30.0
+
+
 def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """Every periodic task, in one place (tasks are referred to by name)."""
     schedule: dict[str, Any] = {
         "sweep-stalled-jobs": {"task": "provisioning.sweep", "schedule": settings.SWEEP_INTERVAL},
+        "redeliver-overdue-webhooks": {
+            "task": "webhooks.redeliver_overdue",
+            "schedule": WEBHOOK_REDELIVER_INTERVAL,
+        },
     }
     if settings.DRIFT_CHECK_INTERVAL > 0:
         schedule["detect-drift"] = {
             "task": "provisioning.detect_drift",
             "schedule": settings.DRIFT_CHECK_INTERVAL,
+        }
+    if settings.OAUTH_PURGE_INTERVAL > 0:
+        schedule["purge-oauth-tokens"] = {
+            "task": "provisioning.purge_oauth_tokens",
+            "schedule": settings.OAUTH_PURGE_INTERVAL,
         }
     if settings.RETENTION_INTERVAL > 0:
         schedule["enforce-retention"] = {

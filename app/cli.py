@@ -1,28 +1,35 @@
-"""Operator commands: `flask provisioning ...` and `flask token create`."""
+"""Operator commands: `provisioning ...` (also `flask provisioning ...`); the
+`flask token` verbs are in cli_tokens.py. Exit codes and --json: app/cli_support.py, README (CLI).
+Lifecycle verbs (deprovision, update, repair, health, history, drift): cli_jobs.py."""
 
 from __future__ import annotations
 
 import getpass
 import json
-import re
-import time
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
 
 from app import config
+from app.cli_support import (
+    Exit,
+    ProvisioningGroup,
+    emit,
+    fail,
+    finish_submission,
+    json_option,
+    require_redis,
+    wait_options,
+)
 from app.domain.services import cleanup, lifecycle, provisioning, queries
 from app.domain.services.audit import record_action
 from app.domain.services.sweeper import sweep
 
-provisioning_cli = AppGroup("provisioning", help="Inspect, retry and clean up provisioning jobs.")
-token_cli = AppGroup("token", help="Mint API tokens for operators.")
-TTL = re.compile(r"^(\d+)([smhd])$")
-TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+provisioning_cli = ProvisioningGroup(
+    "provisioning", help="Provision departments; inspect, retry and clean up their jobs."
+)
 
 
 def _cli_actor() -> str:
@@ -34,18 +41,25 @@ def _audit(action: str, target: str, outcome: str, **details: Any) -> None:
     record_action(action, target, outcome, _cli_actor(), None, details or None)
 
 
-def _print(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 @provisioning_cli.command("list")
 @click.option("--status", default=None, help="Only departments with this status.")
-def list_command(status: str | None) -> None:
+@json_option
+def list_command(status: str | None, as_json: bool) -> None:
     """List departments and their status."""
     rows, total = queries.list_departments(status, 1, 10_000)
-    for row in rows:
-        click.echo(f"{row['departmentId']:<32} {row['status']:<15} {row['deploymentUrl'] or '-'}")
-    click.echo(f"{total} department(s)")
+
+    def text() -> None:
+        for row in rows:
+            url = row["deploymentUrl"] or "-"
+            click.echo(f"{row['departmentId']:<32} {row['status']:<15} {url}")
+        click.echo(f"{total} department(s)")
+
+    emit({"departments": rows, "total": total}, as_json, text)
+
+
+def echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
 
 
 def _job_id(value: str) -> uuid.UUID:
@@ -55,39 +69,48 @@ def _job_id(value: str) -> uuid.UUID:
     except ValueError:
         job_id = queries.latest_job_id(value)
         if job_id is None:
-            raise click.ClickException(f"no job or department called {value!r}") from None
+            fail(f"no job or department called {value!r}", Exit.NOT_FOUND)
         return job_id
 
 
 @provisioning_cli.command("provision")
 @click.argument("config_file", type=click.File("r"))
-@click.option("--wait", is_flag=True, help="Follow the job live until it ends.")
-def provision_command(config_file: Any, wait: bool) -> None:
-    """Submit a department configuration (JSON), as POST /api/provision-department does."""
+@wait_options
+@json_option
+def provision_command(config_file: Any, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Submit a department configuration (JSON), as POST /api/provision-department does.
+
+    Exits 0 when submitted (with --wait: when completed), 6 when the department is
+    already ACTIVE or has a job in flight, 1 when the job failed."""
+    payload = load_config(config_file, "provision")
+    require_redis()
+    try:
+        submission = provisioning.submit_provisioning(
+            payload, _cli_actor(), settings=config.current()
+        )
+    except provisioning.Conflict as exc:
+        _audit("provision", payload["departmentId"], "conflict", message=str(exc))
+        if not as_json:
+            report_health(payload["departmentId"])
+        fail(str(exc), Exit.CONFLICT)
+    _audit("provision", submission.department_id, "accepted", provisioningId=str(submission.job_id))
+    finish_submission(submission, "provisioning", wait, timeout, as_json)
+    if wait and not as_json:
+        report_health(submission.department_id)
+
+
+def load_config(config_file: Any, action: str) -> dict[str, Any]:
+    """The file's department configuration, validated as the API does (exit 2 if not)."""
     from marshmallow import ValidationError
 
     from app.api.provisioning_schemas import DepartmentConfigSchema
 
     try:
-        payload = DepartmentConfigSchema().load(json.load(config_file))
+        return dict(DepartmentConfigSchema().load(json.load(config_file)))
     except (ValueError, ValidationError) as exc:
         detail = exc.messages if isinstance(exc, ValidationError) else str(exc)
-        _audit("provision", f"file:{getattr(config_file, 'name', '-')}", "rejected:invalid")
-        raise click.ClickException(f"invalid configuration: {json.dumps(detail)}") from exc
-    try:
-        submission = provisioning.submit_provisioning(payload, _cli_actor())
-    except provisioning.Conflict as exc:
-        _audit("provision", payload["departmentId"], "conflict", message=str(exc))
-        click.echo(str(exc))
-        report_health(payload["departmentId"])
-        return
-    _audit("provision", submission.department_id, "accepted", provisioningId=str(submission.job_id))
-    click.echo(f"provisioning {submission.department_id}: job {submission.job_id}")
-    if not wait:
-        return
-    if follow(submission.job_id) != "completed":
-        raise SystemExit(1)
-    report_health(submission.department_id)
+        _audit(action, f"file:{getattr(config_file, 'name', '-')}", "rejected:invalid")
+        fail(f"invalid configuration: {json.dumps(detail)}", Exit.USAGE)
 
 
 def report_health(department_id: str) -> None:
@@ -115,24 +138,29 @@ def follow(job_id: uuid.UUID, poll: float = 0.5) -> str:
 
 @provisioning_cli.command("status")
 @click.argument("job")
-def status_command(job: str) -> None:
-    """Show a job (by provisioningId, or a departmentId's latest job)."""
+@json_option
+def status_command(job: str, as_json: bool) -> None:
+    """Show a job (by provisioningId, or a departmentId's latest job); always JSON."""
     view = queries.job_view(_job_id(job), config.current())
     if view is None:
-        raise click.ClickException(f"job {job} not found")
-    _print(view)
+        fail(f"job {job} not found", Exit.NOT_FOUND)
+    emit(view, True)
 
 
 @provisioning_cli.command("retry")
 @click.argument("job")
-def retry_command(job: str) -> None:
+@wait_options
+@json_option
+def retry_command(job: str, wait: bool, timeout: float | None, as_json: bool) -> None:
     """Start a failed job again as a new job of the same kind."""
+    require_redis()
     try:
         submission = lifecycle.retry_job(_job_id(job), _cli_actor(), config.current())
     except (provisioning.Conflict, provisioning.NotFound, click.ClickException) as exc:
         outcome = "conflict" if isinstance(exc, provisioning.Conflict) else "rejected:not_found"
         _audit("retry", job, outcome, message=str(exc))
-        raise click.ClickException(str(exc)) from exc
+        code = Exit.CONFLICT if isinstance(exc, provisioning.Conflict) else Exit.NOT_FOUND
+        fail(str(exc), code)
     _audit(
         "retry",
         submission.department_id,
@@ -140,141 +168,81 @@ def retry_command(job: str) -> None:
         retried=job,
         provisioningId=str(submission.job_id),
     )
-    click.echo(
-        f"job {submission.job_id} for {submission.department_id}: {submission.state.lower()}"
-    )
+    finish_submission(submission, "retrying", wait, timeout, as_json)
 
 
 @provisioning_cli.command("cleanup")
 @click.argument("department_id")
 @click.option("--force", is_flag=True, help="Even while a job for the department is in flight.")
-def cleanup_command(department_id: str, force: bool) -> None:
+@json_option
+def cleanup_command(department_id: str, force: bool, as_json: bool) -> None:
     """Remove every resource of DEPARTMENT_ID that exists, with or without records."""
     try:
         report = cleanup.cleanup_department(department_id, config.current(), force=force)
     except cleanup.CleanupRefused as exc:
         _audit("cleanup", department_id, "conflict", force=force, message=str(exc))
-        raise click.ClickException(str(exc)) from exc
-    _audit(
-        "cleanup",
-        department_id,
-        "ok" if report.ok else "failed",
-        force=force,
-        report=list(report.lines),
-    )
-    for line in report.lines:
-        click.echo(line)
+        fail(str(exc), Exit.CONFLICT)
+    lines = list(report.lines)
+    _audit("cleanup", department_id, "ok" if report.ok else "failed", force=force, report=lines)
+    body = {"departmentId": department_id, "ok": report.ok, "report": lines}
+    emit(body, as_json, lambda: echo_lines(lines))
     if not report.ok:
-        raise click.ClickException("some resources could not be removed (see above)")
+        fail("some resources could not be removed (see above)", Exit.FAILED)
 
 
 @provisioning_cli.command("cancel")
 @click.argument("job")
-def cancel_command(job: str) -> None:
+@json_option
+def cancel_command(job: str, as_json: bool) -> None:
     """Cancel a job: it stops at the next safe point and rolls back."""
     from app.domain.services.lifecycle import request_cancel
 
+    require_redis()
     try:
         submission = request_cancel(_job_id(job), _cli_actor())
     except (provisioning.Conflict, provisioning.NotFound) as exc:
         _audit("cancel", job, "rejected", reason=str(exc))
-        raise click.ClickException(str(exc)) from exc
+        code = Exit.CONFLICT if isinstance(exc, provisioning.Conflict) else Exit.NOT_FOUND
+        fail(str(exc), code)
     _audit("cancel", submission.department_id, "accepted", provisioningId=str(submission.job_id))
-    click.echo(f"job {submission.job_id}: cancel requested")
-
-
-@provisioning_cli.command("repair")
-@click.argument("department_id")
-def repair_command(department_id: str) -> None:
-    """Re-create only the resources of DEPARTMENT_ID whose health checks fail."""
-    from app.domain.services.lifecycle import failing_checks, request_repair
-
-    try:
-        failing = failing_checks(department_id, config.current())
-        if not failing:
-            click.echo(f"{department_id} is healthy; nothing to repair")
-            return
-        submission = request_repair(department_id, failing, _cli_actor())
-    except (provisioning.Conflict, provisioning.NotFound) as exc:
-        _audit("repair", department_id, "rejected", reason=str(exc))
-        raise click.ClickException(str(exc)) from exc
-    _audit("repair", department_id, "accepted", provisioningId=str(submission.job_id))
-    click.echo(f"repairing {', '.join(failing)}: job {submission.job_id}")
-
-
-@provisioning_cli.command("drift")
-@click.option("--repair", is_flag=True, help="Start a repair job for each drifted department.")
-@click.option("--wait", is_flag=True, help="With --repair: wait for the repairs to end.")
-def drift_command(repair: bool, wait: bool) -> None:
-    """Check every ACTIVE or DEGRADED department once (what the beat task does)."""
-    from app.domain.services.drift import detect_drift
-
-    findings = detect_drift(config.current(), repair=repair or None)
-    for finding in findings:
-        started = f" (repair job {finding.repair_job})" if finding.repair_job else ""
-        if finding.not_repaired:
-            started = f" (not repaired: {finding.not_repaired})"
-        click.echo(f"{finding.department_id}: DEGRADED: {', '.join(finding.failing)}{started}")
-    click.echo(f"{len(findings)} department(s) drifted")
-    jobs = [f.repair_job for f in findings if f.repair_job]
-    if wait and any(_wait_quietly(uuid.UUID(job)) != "completed" for job in jobs):
-        raise SystemExit(1)
-    if any(f.not_repaired for f in findings):
-        raise SystemExit(1)
-
-
-def _wait_quietly(job_id: uuid.UUID, timeout: float = 600) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = queries.job_view(job_id, config.current())
-        if view is not None and view["completedAt"]:
-            click.echo(f"repair {job_id} of {view['departmentId']}: {view['status']}")
-            return str(view["status"])
-        time.sleep(0.5)
-    click.echo(f"repair {job_id}: still running after {timeout:g}s", err=True)
-    return "timeout"
+    summary = {"provisioningId": str(submission.job_id), "status": "cancelling"}
+    emit(summary, as_json, lambda: click.echo(f"job {submission.job_id}: cancel requested"))
 
 
 @provisioning_cli.command("sweep")
-def sweep_command() -> None:
+@json_option
+def sweep_command(as_json: bool) -> None:
     """Resume or roll back stalled jobs once (what the beat sweeper does)."""
+    require_redis()
     actions = sweep(config.current())
     # Run by a person, it changes jobs like the API does; beat's own sweeps are not audited.
     _audit("sweep", "jobs", "ok", jobs=[str(a.job_id) for a in actions])
-    for action in actions:
-        click.echo(
-            f"{action.action}: job {action.job_id} (generation {action.generation}) "
-            f"steps {', '.join(action.steps) or '-'}"
-        )
-    click.echo(f"{len(actions)} stalled job(s) handled")
 
+    def text() -> None:
+        for action in actions:
+            click.echo(
+                f"{action.action}: job {action.job_id} (generation {action.generation}) "
+                f"steps {', '.join(action.steps) or '-'}"
+            )
+        click.echo(f"{len(actions)} stalled job(s) handled")
 
-@token_cli.command("create")
-@click.option("--email", required=True)
-@click.option("--role", required=True, type=click.Choice(["admin", "department"]))
-@click.option("--department", "department_id", default=None)
-@click.option("--ttl", default="12h", show_default=True, help="e.g. 30m, 12h, 7d")
-def create_token_command(email: str, role: str, department_id: str | None, ttl: str) -> None:
-    """Print a signed API token."""
-    from app.api.auth import mint_token
-
-    match = TTL.match(ttl)
-    if not match:
-        _audit("token.create", f"token:{email}", "rejected:invalid", reason="ttl")
-        raise click.BadParameter("use a number and s, m, h or d, e.g. 12h", param_hint="--ttl")
-    if role == "department" and not department_id:
-        _audit("token.create", f"token:{email}", "rejected:invalid", reason="no department")
-        raise click.BadParameter("a department token needs --department", param_hint="--department")
-    delta = timedelta(**{TTL_UNITS[match.group(2)]: int(match.group(1))})
-    token = mint_token(email, role, department_id, delta)
-    # The token itself is a secret and never recorded.
-    _audit("token.create", f"token:{email}", "ok", role=role, departmentId=department_id, ttl=ttl)
-    click.echo(token)
+    rows = [
+        {
+            "action": a.action,
+            "provisioningId": str(a.job_id),
+            "generation": a.generation,
+            "steps": list(a.steps),
+        }
+        for a in actions
+    ]
+    emit({"handled": rows}, as_json, text)
 
 
 def register_cli(app: Flask) -> None:
+    from app import cli_jobs  # noqa: F401 - registers the lifecycle verbs
     from app.cli_final_copies import final_copies_cli
     from app.cli_secrets import refuse_wrong_key, secrets_cli
+    from app.cli_tokens import token_cli
 
     provisioning_cli.add_command(final_copies_cli)
     for group in (provisioning_cli, token_cli):

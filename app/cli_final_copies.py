@@ -53,7 +53,9 @@ def restore_command(copy_id: uuid.UUID) -> None:
         raise click.ClickException(str(exc)) from exc
     if plan.needs_provisioning:
         try:
-            submission = provisioning.submit_provisioning(plan.config, _actor())
+            submission = provisioning.submit_provisioning(
+                plan.config, _actor(), settings=config.current()
+            )
         except provisioning.Conflict as exc:
             _audit(copy_id, "conflict", str(exc))
             raise click.ClickException(str(exc)) from exc

@@ -37,15 +37,21 @@ ICONS = {
 BAR_WIDTH = 20
 
 
-def job_views(job_id: uuid.UUID, poll: float) -> Iterator[View]:
-    """The job as the status endpoint shows it, until (and including) its end."""
+def job_views(job_id: uuid.UUID, poll: float, timeout: float | None = None) -> Iterator[View]:
+    """The job as the status endpoint shows it, until (and including) its end;
+    CommandFailed(TIMEOUT) if ``timeout`` seconds pass first."""
+    from app.cli_support import Exit, fail
+
+    deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         view = queries.job_view(job_id, config.current())
         if view is None:
-            raise click.ClickException(f"job {job_id} not found")
+            fail(f"job {job_id} not found", Exit.NOT_FOUND)
         yield view
         if view["completedAt"]:
             return
+        if deadline is not None and time.monotonic() > deadline:
+            fail(f"job {job_id} still running after {timeout:g}s (it goes on)", Exit.TIMEOUT)
         time.sleep(poll)
 
 
@@ -143,10 +149,15 @@ def follow_live(views: Iterator[View], console: Console) -> View:
     return view
 
 
-def follow(job_id: uuid.UUID, poll: float = 0.5, console: Console | None = None) -> str:
+def follow(
+    job_id: uuid.UUID,
+    poll: float = 0.5,
+    console: Console | None = None,
+    timeout: float | None = None,
+) -> str:
     """Follows the job to its end; returns its final status (lower-case)."""
     console = console or Console(highlight=False)
-    views = job_views(job_id, poll)
+    views = job_views(job_id, poll, timeout)
     live = console.is_terminal
     view = follow_live(views, console) if live else follow_plain(views, click.echo)
     if view["error"]:

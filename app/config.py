@@ -26,6 +26,7 @@ from app.config_fields import (
     ComponentSettings,
     OperationsSettings,
     ProcessSettings,
+    SecuritySettings,
     StateSettings,
     TimingSettings,
     WebhookSettings,
@@ -38,7 +39,10 @@ __all__ = ["ConfigError", "Settings", "current", "install", "load_settings"]
 ENVIRONMENTS = ("development", "test", "production")
 # gunicorn stops (rather than respawning workers forever) on this exit code.
 CONFIG_EXIT_CODE = 3
-_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "_KEY", "DATABASE_URL", "REDIS_URL")
+# Names whose values are never echoed: credentials, and URLs that may carry one.
+_SECRET_ENDINGS = (
+    "SECRET", "SECRETS", "TOKEN", "TOKENS", "PASSWORD", "_KEY", "_KEYS", "DATABASE_URL", "REDIS_URL"
+)
 
 
 class Settings(
@@ -46,6 +50,7 @@ class Settings(
     StateSettings,
     TimingSettings,
     ApiSettings,
+    SecuritySettings,
     ComponentSettings,
     OperationsSettings,
     WebhookSettings,
@@ -66,6 +71,18 @@ class Settings(
             if url:
                 return {**data, "DATABASE_URL": url}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _container_defaults(cls, data: Any) -> Any:
+        """An unset runtime is `docker` where an engine answers (one socket probe)."""
+        if not isinstance(data, dict):
+            return data
+        from app.docker_host import default_docker_host, engine_answers
+
+        host = data.get("DOCKER_HOST") or default_docker_host()
+        runtime = data.get("CONTAINER_RUNTIME") or ("docker" if engine_answers(host) else "local")
+        return {**data, "DOCKER_HOST": host, "CONTAINER_RUNTIME": runtime}
 
     @property
     def is_production(self) -> bool:
@@ -113,7 +130,7 @@ def _url_from_parts(data: dict[str, Any]) -> str:
 
 
 def is_secret(name: str) -> bool:
-    return any(word in name for word in _SECRET_WORDS)
+    return name.endswith(_SECRET_ENDINGS)
 
 
 def environment_names(field_name: str) -> list[str]:

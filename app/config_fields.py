@@ -11,7 +11,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.config_types import CommaList, JobDeadline, Seconds, SecondsOrOff, StepTimeout
+from app.config_types import (
+    CommaList,
+    JobDeadline,
+    RateLimit,
+    Seconds,
+    SecondsOrOff,
+    StepTimeout,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,9 +104,10 @@ class TimingSettings(_Group):
 
 
 class ApiSettings(_Group):
-    PROVISION_RATE_LIMIT: str = "10 per hour"
-    """provisioning requests per client address (flask-limiter notation)"""
-    API_RATE_LIMIT: str = "100 per minute"
+    PROVISION_RATE_LIMIT: RateLimit = "10 per hour"
+    """provisioning requests per authenticated caller, counted after auth (flask-limiter
+    notation)"""
+    API_RATE_LIMIT: RateLimit = "100 per minute"
     """other requests per user; status is unlimited"""
     REGIONS: CommaList = ("us-east", "us-west", "eu-west", "eu-central", "ap-southeast")
     """allowed `region` values, comma-separated"""
@@ -109,15 +117,32 @@ class ApiSettings(_Group):
     """require `confirm=<departmentId>` to deprovision"""
 
 
+class SecuritySettings(_Group):
+    MAX_CONTENT_LENGTH: int = Field(1024 * 1024, ge=1024, le=1024**3)
+    """largest request body accepted, in bytes; a larger one gets 413 before it is read"""
+    AUTH_FAILURE_RATE_LIMIT: RateLimit = "120 per minute"
+    """requests failing authentication, per client address; beyond it they get 429"""
+    OAUTH_RATE_LIMIT: RateLimit = "60 per minute"
+    """`/oauth/*` requests per client address"""
+    OAUTH_CLIENT_RATE_LIMIT: RateLimit = "30 per minute"
+    """`/oauth/*` requests per OAuth client id (each wrong secret costs a scrypt hash)"""
+    OAUTH_PURGE_INTERVAL: SecondsOrOff = 3600.0
+    """how often beat deletes expired OAuth token records; 0 turns it off"""
+    JWT_MAX_TTL_DAYS: float = Field(30.0, gt=0, le=365)
+    """longest lifetime an API token may have; longer ones are refused when minted and
+    when presented"""
+
+
 class ComponentSettings(_Group):
-    CONTAINER_RUNTIME: Literal["local", "railway"] = "local"
-    """`local` agent processes, or `railway` (then the `RAILWAY_*` settings)"""
-    GATEWAY_DRIVER: str = "caddy"
-    """gateway provider"""
-    WORKFLOWS_DRIVER: str = "n8n"
-    """workflows provider"""
-    OAUTH_DRIVER: str = "builtin"
-    """OAuth provider"""
+    CONTAINER_RUNTIME: Literal["", "docker", "local", "railway"] = ""
+    """`docker` containers, `local` agent processes, or `railway` (then the
+    `RAILWAY_*` settings); empty: `docker` when an engine answers, else `local`"""
+    DOCKER_HOST: str = ""
+    """engine for `docker` (empty: the one `make up` starts under
+    `~/.cache/provisioning-orchestrator/docker`, else `/var/run/docker.sock`)"""
+    AGENT_IMAGE: str = ""
+    """agent image for `docker` (empty: the tag `python -m app.providers.agent_image`
+    builds from the sources)"""
     CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
     """Caddy's admin API"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"

@@ -122,6 +122,21 @@ def _split_commas(raw: object) -> object:
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
 
+def _rate_limit(raw: object) -> object:
+    from limits import parse_many
+
+    if isinstance(raw, str):
+        try:
+            parse_many(raw)
+        except ValueError:
+            raise ValueError("not a rate limit: write e.g. `10 per hour` or `5/minute`") from None
+    return raw
+
+
+# flask-limiter notation, checked at start rather than at the first request.
+RateLimit = Annotated[str, BeforeValidator(_rate_limit)]
+
+
 _FRIENDLY = {
     "bool_parsing": "not a boolean: use true or false (also yes/no, on/off, 1/0)",
     "bool_type": "not a boolean: use true or false (also yes/no, on/off, 1/0)",

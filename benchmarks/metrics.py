@@ -152,7 +152,7 @@ def fmt(value: float, digits: int = 1) -> str:
 
 def agent_memory(prefix: str) -> tuple[int, float]:
     """(processes, PSS MiB) of the department agents whose department id starts with prefix."""
-    from app.providers.container_local import MANAGED_BY, read_environ
+    from app.providers.agent_process import MANAGED_BY, read_environ
 
     pids = [
         int(entry.name)

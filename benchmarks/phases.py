@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.providers.container_local import find_agent_pids
+from app.providers.agent_process import find_agent_pids
 from app.providers.faults import FaultInjector
 from benchmarks import analysis
 from benchmarks.http_load import run_load

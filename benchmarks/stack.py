@@ -237,6 +237,6 @@ def _n8n_named(base: str, headers: dict[str, str], prefix: str) -> list[dict[str
 
 
 def _stop_agents(run_dir: Path) -> list[str]:
-    from app.providers.container_local import stop_all_agents
+    from app.providers.agent_process import stop_all_agents
 
     return stop_all_agents(run_dir)

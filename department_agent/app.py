@@ -154,8 +154,30 @@ def run_health_checks(settings: AgentSettings) -> tuple[dict[str, Any], int]:
     return body, 200 if healthy else 503
 
 
+def with_settings_file(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` overlaid with the JSON object in ``AGENT_SETTINGS_FILE``, if set.
+
+    In a container the credentials arrive as a 0400 file mounted read-only,
+    because a container's environment is shown by ``docker inspect``.
+    """
+    merged = dict(environ)
+    path = environ.get("AGENT_SETTINGS_FILE")
+    if not path:
+        return merged
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise AgentConfigError(f"cannot read AGENT_SETTINGS_FILE {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise AgentConfigError("AGENT_SETTINGS_FILE must hold a JSON object")
+    merged.update({str(k): str(v) for k, v in values.items() if str(k).startswith("AGENT_")})
+    return merged
+
+
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
-    settings = AgentSettings.from_environ(os.environ if environ is None else environ)
+    source = os.environ if environ is None else environ
+    settings = AgentSettings.from_environ(with_settings_file(source))
     app = Flask("department_agent")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

@@ -1,14 +1,19 @@
 """The two things an agent must be able to do to be of any use.
 
 (a) reach its tenant schema with its own role and password, and (b) obtain an
-access token with its own OAuth client. Both are checked for real on every
-call; results carry no secret, and every message is redacted anyway because
-drivers and servers sometimes echo what they were given.
+access token with its own OAuth client. The database is checked for real on
+every call; a token, once obtained, is kept until shortly before it expires
+(as any OAuth client should), so that calls to /health, which anyone can make
+through the gateway, do not each cost the authorization server a scrypt hash
+and a token record. Results carry no secret, and every message is redacted
+anyway because drivers and servers sometimes echo what they were given.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +28,9 @@ CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 3000
 TOKEN_TIMEOUT = (3.05, 5.0)
 MAX_DETAIL_CHARS = 300
+# A cached token is given up this long before it expires, so it is never
+# reported valid at the very moment it stops being so.
+TOKEN_EXPIRY_MARGIN = 30.0
 
 
 class Redactor:
@@ -101,10 +109,43 @@ def basic_auth_header(client_id: str, client_secret: str) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
+class TokenCache:
+    """The last successful token exchange per (token URL, client, secret), until
+    shortly before the token expires. A changed secret is a new entry."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    @staticmethod
+    def key(token_url: str, client_id: str, client_secret: str) -> str:
+        return hashlib.sha256(f"{token_url}\0{client_id}\0{client_secret}".encode()).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            until, data = self._entries.get(key, (0.0, {}))
+        return data if time.monotonic() < until else None
+
+    def put(self, key: str, data: dict[str, Any]) -> None:
+        expires_in = data.get("expiresIn")
+        if not isinstance(expires_in, int | float) or expires_in <= TOKEN_EXPIRY_MARGIN:
+            return
+        with self._lock:
+            self._entries = {key: (time.monotonic() + expires_in - TOKEN_EXPIRY_MARGIN, data)}
+
+
+TOKENS = TokenCache()
+
+
 def check_oauth(
     token_url: str, client_id: str, client_secret: str, redact: Redactor
 ) -> CheckOutcome:
-    """Obtain a token with the client_credentials grant; never report the token."""
+    """A token from the cache, or obtained with the client_credentials grant;
+    never report the token itself."""
+    key = TokenCache.key(token_url, client_id, client_secret)
+    cached = TOKENS.get(key)
+    if cached is not None:
+        return CheckOutcome(True, 0.0, "", {**cached, "cached": True})
     start = time.perf_counter()
     try:
         response = requests.post(
@@ -120,6 +161,8 @@ def check_oauth(
         detail = redact(f"token request failed: {exc.__class__.__name__}: {exc}")
         return CheckOutcome(False, _elapsed_ms(start), detail)
     detail, data = _read_token_response(response)
+    if not detail:
+        TOKENS.put(key, data)
     return CheckOutcome(not detail, _elapsed_ms(start), redact(detail), data)
 
 

@@ -13,6 +13,8 @@
 # Routes live only in memory (admin.config.persist=false): after a restart the
 # orchestrator re-creates them, which its idempotent create() allows.
 set -euo pipefail
+# Files this script writes (config, log) are its owner's alone.
+umask 077
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CADDY_ADMIN_PORT="${CADDY_ADMIN_PORT:-2019}"
@@ -111,6 +113,7 @@ cmd_start() {
     render_config
     XDG_CONFIG_HOME="$RUN_DIR/caddy-home" XDG_DATA_HOME="$RUN_DIR/caddy-home" \
         HOME="$RUN_DIR/caddy-home" \
+        touch "$LOG" && chmod 600 "$LOG"  # one written before umask 077 too
         nohup "$CADDY_BIN" run --config "$CONFIG" >>"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"

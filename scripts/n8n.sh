@@ -21,6 +21,8 @@
 #   N8N_OWNER_EMAIL / N8N_OWNER_PASSWORD   owner account used by `setup`
 #   N8N_START_TIMEOUT   seconds to wait for readiness (default 120)
 set -euo pipefail
+# Files this script writes (password, logs, state) are its owner's alone.
+umask 077
 
 readonly N8N_VERSION="1.123.81"
 readonly NODE_VERSION="22.23.3"
@@ -172,6 +174,7 @@ launch() {
     N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS=true \
     N8N_DIAGNOSTICS_ENABLED=false N8N_PERSONALIZATION_ENABLED=false \
     N8N_VERSION_NOTIFICATIONS_ENABLED=false N8N_TEMPLATES_ENABLED=false \
+    touch "$LOGFILE" && chmod 600 "$LOGFILE"  # one written before umask 077 too
     setsid "$NODE_BIN" "$N8N_ENTRY" start >>"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
 }

@@ -21,6 +21,14 @@ mkdir -p "$RUN_DIR"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
+# Logs and pidfiles are readable by their owner only: logs may quote secrets.
+umask 077
+chmod 600 "$RUN_DIR"/*.log 2>/dev/null || true
+
+env_file_value() {
+    if [ -f "$ROOT/.env" ]; then sed -n "s/^$1=//p" "$ROOT/.env" | tail -n 1; fi
+}
+
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start_one() {
@@ -81,12 +89,13 @@ start() {
         --concurrency "$WORKER_CONCURRENCY" --hostname "worker1@%h"
     start_one beat "$VENV/bin/celery" -A celery_worker beat --loglevel INFO \
         --schedule "$RUN_DIR/celerybeat-schedule"
-    # Flower 2 serves its HTTP API (/api/tasks) only with auth or this flag; it
-    # listens on loopback only.
-    start_one flower env FLOWER_UNAUTHENTICATED_API=true "$VENV/bin/celery" -A celery_worker \
+    # Flower asks for FLOWER_BASIC_AUTH everywhere (flower_app.py); it comes from
+    # the environment or .env, never the command line, where any user could read it.
+    FLOWER_BASIC_AUTH="${FLOWER_BASIC_AUTH:-$(env_file_value FLOWER_BASIC_AUTH)}" \
+        start_one flower "$VENV/bin/celery" -A flower_app \
         flower --address=127.0.0.1 --port="$FLOWER_PORT"
     wait_http "http://127.0.0.1:$PORT/openapi.json" api
-    wait_http "http://127.0.0.1:$FLOWER_PORT/" flower
+    wait_http "http://127.0.0.1:$FLOWER_PORT/healthcheck" flower
 }
 
 stop_one() {

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from app.config import current
 from app.domain.services.sweeper import sweep
-from app.observability.metrics import sweeper_action
+from app.observability.prometheus import retention_purged, sweeper_action
 
 
 @shared_task(name="provisioning.sweep")
@@ -24,11 +24,25 @@ def detect_drift_task() -> list[str]:
     return [f"{f.department_id}: {', '.join(f.failing)}" for f in detect_drift(current())]
 
 
+@shared_task(name="provisioning.purge_oauth_tokens")
+def purge_oauth_tokens() -> int:
+    """Expired access tokens introspect as inactive whether or not their row
+    exists; without this, every token ever issued would stay in the table."""
+    from datetime import UTC, datetime
+
+    from app.oauth.server import purge_expired_tokens
+
+    return purge_expired_tokens(datetime.now(UTC))
+
+
 @shared_task(name="provisioning.enforce_retention")
 def enforce_retention_task() -> list[str]:
     from app.domain.services.retention import enforce_retention
 
-    return [f"{r.department_id}: {r.error or r.removed}" for r in enforce_retention(current())]
+    results = enforce_retention(current())
+    for result in results:
+        retention_purged("failed" if result.error else "ok", {} if result.error else result.removed)
+    return [f"{r.department_id}: {r.error or r.removed}" for r in results]
 
 
 @shared_task(name="provisioning.purge_final_copies")

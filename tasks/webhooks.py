@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from celery import current_app, shared_task
+from celery import shared_task
 
 from app.config import current
 from app.domain.services import webhooks
-
-REDELIVER_INTERVAL = 30.0  # seconds between sweeps for deliveries whose message was lost
 
 
 @shared_task(name=webhooks.TASK_NAME, ignore_result=True)
@@ -23,11 +21,3 @@ def deliver_webhook(delivery_id: int) -> str:
 @shared_task(name="webhooks.redeliver_overdue", ignore_result=True)
 def redeliver_overdue() -> int:
     return len(webhooks.redeliver_overdue())
-
-
-def schedule() -> None:
-    """Adds the redelivery sweep to the beat schedule of the current Celery app."""
-    current_app.conf.beat_schedule["redeliver-overdue-webhooks"] = {
-        "task": "webhooks.redeliver_overdue",
-        "schedule": REDELIVER_INTERVAL,
-    }

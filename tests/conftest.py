@@ -98,8 +98,24 @@ def n8n_api_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def test_env(run_dir: Path, n8n_api_key: str) -> dict[str, str]:
+def container_runtime() -> Iterator[dict[str, str]]:
+    """The runtime the stack deploys agents with: `docker` (the default) on an
+    engine that answers or that the session starts; TEST_CONTAINER_RUNTIME=local
+    runs the suite on host processes instead."""
+    if os.environ.get("TEST_CONTAINER_RUNTIME", "docker") != "docker":
+        yield {"CONTAINER_RUNTIME": os.environ["TEST_CONTAINER_RUNTIME"]}
+        return
+    from tests.support.docker_engine import ensure_engine, stop_engine_if_ours
+
+    engine = ensure_engine()
+    yield {"CONTAINER_RUNTIME": "docker", "DOCKER_HOST": engine.host, "AGENT_IMAGE": engine.image}
+    stop_engine_if_ours(engine)
+
+
+@pytest.fixture(scope="session")
+def test_env(run_dir: Path, n8n_api_key: str, container_runtime: dict[str, str]) -> dict[str, str]:
     values = {
+        **container_runtime,
         "APP_ENV": "test",
         "DATABASE_URL": STATE_URL,
         "TENANT_DATABASE_URL": TENANT_URL,
@@ -123,6 +139,11 @@ def test_env(run_dir: Path, n8n_api_key: str) -> dict[str, str]:
         "RETRY_BASE": "0.2",
         "PROVISION_RATE_LIMIT": "10000 per hour",
         "API_RATE_LIMIT": "100000 per minute",
+        # The security matrix sends hundreds of bad tokens from one address.
+        "AUTH_FAILURE_RATE_LIMIT": "100000 per minute",
+        "OAUTH_RATE_LIMIT": "100000 per minute",
+        "OAUTH_CLIENT_RATE_LIMIT": "100000 per minute",
+        "OAUTH_PURGE_INTERVAL": "2",
     }
     os.environ.update(values)
     return {**os.environ, **values, "PYTHONPATH": str(stack.ROOT)}
@@ -178,15 +199,31 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
     finally:
         # Also when start-up failed: nothing of this session may outlive it.
         services.stop()
-        from app.providers.container_local import stop_all_agents
+        from app.providers.agent_process import stop_all_agents
 
         stop_all_agents(run_dir)
+        _remove_test_containers(test_env)
         stack.run_script(["scripts/caddy.sh", "stop"], caddy_env)
         # The tenants database goes (with the roles' objects), so the roles can go
         # too; the state database stays for a look after a failed run.
         _drop_databases(f"{TEST_DB}_tenants")
         _drop_test_roles()
         _purge_workflows(test_env)
+
+
+def _remove_test_containers(env: dict[str, str]) -> None:
+    """Agent containers of this slot's departments, whatever their records say."""
+    if env.get("CONTAINER_RUNTIME") != "docker":
+        return
+    import docker
+
+    client = docker.DockerClient(base_url=env["DOCKER_HOST"])  # type: ignore[attr-defined]
+    for container in client.containers.list(all=True, filters={"label": "department-id"}):
+        if container.labels.get("department-id", "").startswith(TEST_PREFIX):
+            container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"label": "department-id"}):
+        if (volume.attrs.get("Labels") or {}).get("department-id", "").startswith(TEST_PREFIX):
+            volume.remove(force=True)
 
 
 def _purge_workflows(env: dict[str, str]) -> None:

@@ -29,7 +29,7 @@ def test_good_settings_load() -> None:
         ({"SECRETS_KEY": ""}, "SECRETS_KEY"),
         ({"APP_ENV": "staging"}, "APP_ENV"),
         ({"APP_ENV": "production", "FAULT_INJECTION_ENABLED": True}, "FAULT_INJECTION_ENABLED"),
-        ({"CONTAINER_RUNTIME": "docker"}, "CONTAINER_RUNTIME"),
+        ({"CONTAINER_RUNTIME": "kubernetes"}, "CONTAINER_RUNTIME"),
         ({"STEP_TIMEOUT": 0}, "STEP_TIMEOUT"),
         ({"RAILWAY_TOKEN_KIND": "bearer"}, "RAILWAY_TOKEN_KIND"),
         (

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.domain import saga
 from app.domain.kinds import POLICIES, JobKind
 from app.domain.plans import StepSnapshot, remaining_steps, steps_to_compensate
-from app.domain.services.jobs import transition
+from app.domain.services.journal import transition
 from app.domain.states import (
     STARTED_STEP_STATUSES,
     TERMINAL_STATES,

@@ -1,8 +1,9 @@
 """The audit trail: reading it (admins), and recording API actions into it.
 
 ``audit_endpoints`` hooks a blueprint so that each mapped view's mutating
-requests are recorded whatever their outcome, including refusals by auth,
-validation or rate limits, without the views themselves knowing.
+requests by authenticated callers are recorded whatever their outcome,
+including refusals by role, validation or rate limits, without the views
+themselves knowing. Unauthenticated requests are only counted.
 """
 
 from __future__ import annotations
@@ -101,12 +102,18 @@ def audit_endpoints(blueprint: Blueprint, actions: dict[str, str]) -> None:
         action = actions.get(endpoint)
         if action is None or request.method not in MUTATING:
             return response
-        body = request.get_json(silent=True)
+        caller = _actor()
+        if caller is None:
+            # Nobody authenticated: a stranger's request is counted (app/api/edge.py),
+            # never parsed nor written down, or anyone could fill the trail and the disk.
+            return response
+        # A refused body (413) is never read, not even for the record.
+        body = request.get_json(silent=True) if response.status_code != 413 else None
         audit.record_action(
             action,
             _target(body),
             outcome_of(response.status_code),
-            _actor(),
+            caller,
             request.remote_addr,
             _details(response),
         )

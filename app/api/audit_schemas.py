@@ -14,15 +14,14 @@ from marshmallow import (
     validates_schema,
 )
 
+from app.api.common_schemas import DEPARTMENT_ID, PageArgs, PageSchema
 from app.api.doc_fields import timestamp
 
 # Query values reach SQL: bounded and printable, so odd input is a 422, not a 500.
-DEPARTMENT_ID = validate.Regexp(r"^[a-z][a-z0-9-]{1,30}$")
 PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$")
-MAX_PAGE = 100_000
 
 
-class AuditListArgs(Schema):
+class AuditListArgs(PageArgs):
     departmentId = fields.String(validate=DEPARTMENT_ID)
     # "from"/"to" are Python keywords, hence data_key.
     since = fields.AwareDateTime(
@@ -33,8 +32,6 @@ class AuditListArgs(Schema):
     )
     action = fields.String(validate=[validate.Length(max=40), PRINTABLE])
     actor = fields.String(validate=[validate.Length(max=320), PRINTABLE])
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
     @post_load
     def _in_utc(self, data: dict[str, Any], **_: object) -> dict[str, Any]:
@@ -65,8 +62,5 @@ class AuditRecordSchema(Schema):
     details = fields.Dict()
 
 
-class AuditListSchema(Schema):
+class AuditListSchema(PageSchema):
     records = fields.List(fields.Nested(AuditRecordSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    perPage = fields.Integer()

@@ -1,6 +1,8 @@
 """JWT bearer auth: who may do what.
 
-Claims: email, role (admin | department), departmentId (department tokens), exp.
+Claims: email, role (admin | department), departmentId and departmentIncarnation
+(department tokens), iat, exp (at most JWT_MAX_TTL_DAYS after iat), jti. Every
+request also checks the Redis revocation list (app/api/token_blocklist.py).
 Admins may do everything; a department token may only read its own department.
 """
 
@@ -15,7 +17,11 @@ from flask import Flask
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import JWTManager, create_access_token, get_jwt, verify_jwt_in_request
 
+from app import config
+from app.api.edge import charge_auth_failure
 from app.api.problems import problem
+from app.api.token_blocklist import is_revoked
+from app.domain.services.incarnations import current_incarnation
 
 ROLES = ("admin", "department")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +45,11 @@ def init_auth(app: Flask, secret: str) -> None:
     manager = JWTManager(app)
 
     def unauthorized(reason: str) -> ResponseReturnValue:
+        wait = charge_auth_failure()
+        if wait is not None:
+            return problem(
+                429, "too many failed authentications", headers={"Retry-After": str(wait)}
+            )
         return problem(401, reason, headers={"WWW-Authenticate": "Bearer"})
 
     manager.unauthorized_loader(unauthorized)
@@ -47,24 +58,50 @@ def init_auth(app: Flask, secret: str) -> None:
     manager.revoked_token_loader(lambda _h, _p: unauthorized("Token has been revoked"))
     manager.needs_fresh_token_loader(lambda _h, _p: unauthorized("Fresh token required"))
     manager.token_verification_failed_loader(lambda _h, _p: unauthorized("Invalid claims"))
-    manager.token_verification_loader(lambda _h, payload: _claims_complete(payload))
+    manager.token_verification_loader(lambda _h, payload: _token_acceptable(payload))
+    manager.token_in_blocklist_loader(lambda _h, payload: is_revoked(payload))
 
     @app.errorhandler(Forbidden)
     def forbidden(exc: Forbidden) -> ResponseReturnValue:
         return problem(403, str(exc))
 
 
-def _claims_complete(payload: dict[str, Any]) -> bool:
-    """A token missing its role, email or expiry is no token at all (401)."""
-    if not payload.get("email") or "exp" not in payload or "role" not in payload:
+class TokenRefused(ValueError):
+    """A token that may not be minted (its lifetime is over the bound)."""
+
+
+def max_ttl() -> timedelta:
+    return timedelta(days=config.current().JWT_MAX_TTL_DAYS)
+
+
+def _token_acceptable(payload: dict[str, Any]) -> bool:
+    """A token missing its role, email, issue time or expiry is no token at all
+    (401); so is one made to live longer than JWT_MAX_TTL_DAYS (minted before the
+    bound, or elsewhere with the key), or a department token of a department that
+    has since been deprovisioned and created again."""
+    if not payload.get("email") or "role" not in payload:
         return False
-    return payload["role"] != "department" or bool(payload.get("departmentId"))
+    if not isinstance(payload.get("exp"), int) or not isinstance(payload.get("iat"), int):
+        return False
+    if payload["exp"] - payload["iat"] > max_ttl().total_seconds():
+        return False
+    if payload["role"] != "department":
+        return True
+    department_id = payload.get("departmentId")
+    if not department_id:
+        return False
+    return payload.get("departmentIncarnation") == current_incarnation(str(department_id))
 
 
 def mint_token(email: str, role: str, department_id: str | None, ttl: timedelta) -> str:
+    """Raises TokenRefused for a lifetime over JWT_MAX_TTL_DAYS. A department token
+    names the department's current incarnation (none yet: it never opens one)."""
+    if ttl > max_ttl():
+        raise TokenRefused(f"a token may live at most {config.current().JWT_MAX_TTL_DAYS:g} days")
     claims: dict[str, Any] = {"email": email, "role": role}
     if department_id:
         claims["departmentId"] = department_id
+        claims["departmentIncarnation"] = current_incarnation(department_id)
     return create_access_token(identity=email, additional_claims=claims, expires_delta=ttl)
 
 

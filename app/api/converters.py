@@ -9,15 +9,15 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.routing import BaseConverter
 
-DEPARTMENT_ID_REGEX = r"[a-z][a-z0-9-]{1,30}"
+from app.domain.department import DEPARTMENT_ID_PATTERN
 
 
 class DepartmentIdConverter(BaseConverter):
-    regex = DEPARTMENT_ID_REGEX
+    regex = DEPARTMENT_ID_PATTERN
 
 
 def _openapi(_: BaseConverter) -> dict[str, Any]:
-    return {"type": "string", "pattern": f"^{DEPARTMENT_ID_REGEX}$"}
+    return {"type": "string", "pattern": f"^{DEPARTMENT_ID_PATTERN}$"}
 
 
 def init_converters(app: Flask, api: Api) -> None:

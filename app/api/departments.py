@@ -11,7 +11,6 @@ from marshmallow import Schema, fields, validate
 
 from app import config
 from app.api.audit import audit_endpoints
-from app.api.audit_schemas import MAX_PAGE
 from app.api.auth import (
     actor,
     admin_required,
@@ -19,11 +18,13 @@ from app.api.auth import (
     reader_required,
     scoped_department,
 )
-from app.api.doc_fields import DEPARTMENT_STATUSES, JOB_STATUSES, one_of, timestamp
+from app.api.common_schemas import JobAcceptedSchema, PageArgs, PageSchema
+from app.api.doc_fields import DEPARTMENT_STATUSES, one_of, timestamp
 from app.api.errors import fail
 from app.api.http_headers import etag_of, if_match_allows, paginated
 from app.api.provisioning import status_url
 from app.api.provisioning_schemas import DepartmentConfigSchema
+from app.api.tenant_redaction import for_caller
 from app.domain.services import health, lifecycle, provisioning, queries
 from app.domain.states import DepartmentStatus
 
@@ -31,15 +32,12 @@ blp = Blueprint("departments", __name__, url_prefix="/api", description="Departm
 audit_endpoints(blp, {"DepartmentResource": "update", "DepartmentRepair": "repair"})
 
 
-class DepartmentListArgs(Schema):
+class DepartmentListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf([s.value for s in DepartmentStatus]))
     includeDeprovisioned = fields.Boolean(
         load_default=False,
         metadata={"description": "DEPROVISIONED departments are left out unless asked for"},
     )
-    # Bounded: an offset beyond a bigint is a 500 from PostgreSQL, not a page.
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class DepartmentSchema(Schema):
@@ -55,11 +53,8 @@ class DepartmentSchema(Schema):
     drift = fields.Dict(allow_none=True)
 
 
-class DepartmentListSchema(Schema):
+class DepartmentListSchema(PageSchema):
     departments = fields.List(fields.Nested(DepartmentSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    perPage = fields.Integer()
 
 
 class DepartmentUpdateSchema(Schema):
@@ -73,14 +68,6 @@ class DepartmentUpdateSchema(Schema):
     customConfig = fields.Dict()
     callbackUrl = fields.String()
     deletionProtection = fields.Boolean()
-
-
-class JobAcceptedSchema(Schema):
-    provisioningId = fields.UUID()
-    departmentId = fields.String()
-    status = one_of(JOB_STATUSES)
-    message = fields.String()
-    statusUrl = fields.String()
 
 
 class ConfigVersionSchema(Schema):
@@ -172,7 +159,9 @@ class DepartmentResource(MethodView):
         if errors:
             fail(422, message="invalid configuration", errors={"json": errors})
         try:
-            submission = lifecycle.request_update(department_id, merged, protection, actor())
+            submission = lifecycle.request_update(
+                department_id, merged, protection, actor(), settings=config.current()
+            )
         except (provisioning.Conflict, provisioning.NotFound) as exc:
             fail(409 if isinstance(exc, provisioning.Conflict) else 404, message=str(exc))
         if submission is None:
@@ -193,7 +182,9 @@ class DepartmentRepair(MethodView):
             failing = lifecycle.failing_checks(department_id, config.current())
             if not failing:
                 fail(409, message=f"department {department_id} is healthy; nothing to repair")
-            submission = lifecycle.request_repair(department_id, failing, actor())
+            submission = lifecycle.request_repair(
+                department_id, failing, actor(), settings=config.current()
+            )
         except provisioning.NotFound as exc:
             fail(404, message=str(exc))
         except provisioning.Conflict as exc:
@@ -238,4 +229,4 @@ class DepartmentHealth(MethodView):
         result = health.department_health(department_id, config.current())
         if result is None:
             fail(404, message=f"department {department_id} not found")
-        return result
+        return for_caller(result)  # check details may quote what a component said

@@ -9,10 +9,11 @@ from typing import Any
 
 from marshmallow import fields
 
+from app.domain.kinds import JobKind
 from app.domain.states import DepartmentStatus, JobState, StepStatus
 
 # Every kind of job the orchestrator runs (Job.kind).
-JOB_KINDS = ("provision", "deprovision", "update", "repair")
+JOB_KINDS = tuple(kind.value for kind in JobKind)
 # A job's `status` is its state in lower case.
 JOB_STATUSES = tuple(state.value.lower() for state in JobState)
 DEPARTMENT_STATUSES = tuple(status.value for status in DepartmentStatus)

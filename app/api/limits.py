@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask, request
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
+from app import config
 from app.api.problems import problem
 from app.config import Settings
 
@@ -24,6 +25,35 @@ def user_or_ip() -> str:
 
 
 limiter = Limiter(key_func=user_or_ip, headers_enabled=True)
+
+
+def client_address() -> str:
+    return f"ip:{get_remote_address()}"
+
+
+def oauth_client() -> str:
+    """The OAuth client a request speaks for (HTTP Basic or the form's client_id):
+    every wrong secret costs a scrypt hash, so each client's attempts are bounded
+    whatever addresses they come from."""
+    auth = request.authorization
+    client_id = auth.username if auth and auth.username else request.form.get("client_id")
+    return f"oauth-client:{str(client_id)[:64]}" if client_id else client_address()
+
+
+def _oauth_address_limit() -> str:
+    return config.current().OAUTH_RATE_LIMIT
+
+
+def _oauth_client_limit() -> str:
+    return config.current().OAUTH_CLIENT_RATE_LIMIT
+
+
+def limit_oauth(blueprint: Blueprint) -> None:
+    """/oauth/* is limited per client address and per OAuth client, instead of
+    the API's per-user default."""
+    # Module-level callables, so a second create_app in one process adds nothing new.
+    for limit, key in ((_oauth_address_limit, client_address), (_oauth_client_limit, oauth_client)):
+        limiter.limit(limit, key_func=key, override_defaults=True, scope=key.__name__)(blueprint)
 
 
 def init_limits(app: Flask, settings: Settings) -> None:

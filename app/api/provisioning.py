@@ -7,14 +7,13 @@ from typing import Any
 
 from flask import jsonify, request
 from flask.views import MethodView
-from flask_limiter.util import get_remote_address
 from flask_smorest import Blueprint
 
 from app import config
 from app.api.audit import audit_endpoints
 from app.api.auth import actor, admin_required, ensure_department_access, reader_required
 from app.api.errors import fail
-from app.api.limits import limiter
+from app.api.limits import limiter, user_or_ip
 from app.api.provisioning_schemas import (
     CancelAcceptedSchema,
     DepartmentConfigSchema,
@@ -25,6 +24,7 @@ from app.api.provisioning_schemas import (
     ProvisionQuerySchema,
     ProvisionStatusSchema,
 )
+from app.api.tenant_redaction import for_caller
 from app.domain.services import lifecycle, planning, provisioning, queries
 
 MAX_IDEMPOTENCY_KEY = 200  # the column's size
@@ -70,9 +70,11 @@ def _provision_limit() -> str:
 
 @blp.route("/provision-department")
 class ProvisionDepartment(MethodView):
+    # The last decorator runs first: auth, then the quota, charged to the caller
+    # (a stranger's refused request must not spend an admin's quota).
     decorators = [
+        limiter.limit(_provision_limit, key_func=user_or_ip, override_defaults=True),
         admin_required,
-        limiter.limit(_provision_limit, key_func=get_remote_address, override_defaults=True),
     ]
 
     @blp.arguments(DepartmentConfigSchema)
@@ -101,7 +103,9 @@ class ProvisionDepartment(MethodView):
         if replay is not None:
             return replay.response, replay.status_code, replay.headers
         try:
-            submission = provisioning.submit_provisioning(payload, actor())
+            submission = provisioning.submit_provisioning(
+                payload, actor(), settings=config.current()
+            )
         except provisioning.Conflict as exc:
             fail(409, message=str(exc))
         body = ProvisionAcceptedSchema().dump(accepted_body(submission))
@@ -122,7 +126,7 @@ class ProvisionStatus(MethodView):
         if view is None:
             fail(404, message=f"provisioning job {provisioning_id} not found")
         ensure_department_access(view["departmentId"])
-        return view
+        return for_caller(view)
 
 
 @blp.route("/provision-status/<uuid:provisioning_id>/cancel")
@@ -176,7 +180,11 @@ class Deprovision(MethodView):
         final_copy = finalCopy or given.get("finalCopy") is True
         try:
             submission = provisioning.request_deprovision(
-                department_id, actor(), confirm or given.get("confirm"), final_copy
+                department_id,
+                actor(),
+                settings=config.current(),
+                confirm=confirm or given.get("confirm"),
+                final_copy=final_copy,
             )
         except provisioning.ConfirmationRequired as exc:
             fail(422, message=str(exc), errors={"json": {"confirm": [str(exc)]}})

@@ -1,32 +1,19 @@
-"""Schemas for the webhook deliveries endpoint, and the callbackUrl check."""
+"""Schemas for the webhook deliveries endpoint."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
-from app import config
-from app.api.audit_schemas import DEPARTMENT_ID, MAX_PAGE
+from app.api.common_schemas import DEPARTMENT_ID, PageArgs, PageSchema
 from app.api.doc_fields import JOB_KINDS, one_of, timestamp
-from app.domain.webhook_security import url_refusal
 
 DELIVERY_STATUSES = ("pending", "retrying", "delivered", "failed", "refused")
 
 
-def callback_url_allowed(value: str) -> None:
-    """Refuses at request time what the URL names literally (metadata hosts,
-    link-local, and private/loopback unless WEBHOOK_ALLOW_PRIVATE); names are
-    checked again, resolved, at every delivery."""
-    reason = url_refusal(value, config.current().WEBHOOK_ALLOW_PRIVATE)
-    if reason is not None:
-        raise ValidationError(f"Webhooks may not be sent there: {reason}.")
-
-
-class DeliveryListArgs(Schema):
+class DeliveryListArgs(PageArgs):
     departmentId = fields.String(validate=DEPARTMENT_ID)
     provisioningId = fields.UUID()
     status = fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    perPage = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 
 class AttemptSchema(Schema):
@@ -61,11 +48,5 @@ class DeliverySchema(Schema):
     attemptLog = fields.List(fields.Nested(AttemptSchema))
 
 
-class DeliveryListSchema(Schema):
+class DeliveryListSchema(PageSchema):
     deliveries = fields.List(fields.Nested(DeliverySchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    perPage = fields.Integer()
-    total = fields.Integer()
-    page = fields.Integer()
-    perPage = fields.Integer()

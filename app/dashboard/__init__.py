@@ -7,10 +7,9 @@ reveals nothing to someone without a token, and the token never enters a URL.
 
 from __future__ import annotations
 
-import re
-
 from flask import Blueprint, Flask, Response, abort, render_template
 
+from app.domain.department import is_department_id
 from app.domain.saga import SAGA
 from app.domain.states import DepartmentStatus
 
@@ -23,7 +22,6 @@ bp = Blueprint(
     static_url_path="/static",
 )
 
-DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}$")  # as the API validates it
 
 # Scripts and styles only from this origin, none inline; no framing, no forms
 # posting anywhere, no referrer leaking department ids.
@@ -58,7 +56,7 @@ def fleet() -> str:
 
 @bp.get("/<department_id:department_id>")
 def department(department_id: str) -> str:
-    if not DEPARTMENT_ID.match(department_id):
+    if not is_department_id(department_id):
         abort(404)
     return render_template("dashboard/department.html", department_id=department_id, saga=SAGA)
 

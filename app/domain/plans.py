@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.domain import saga
+from app.domain.department import AGENT_CHECK
 from app.domain.kinds import JobPolicy, Undo
 from app.domain.states import STARTED_STEP_STATUSES
 
@@ -32,7 +33,7 @@ UPDATABLE_FIELDS: tuple[str, ...] = tuple(FIELD_STEPS)
 CHECK_STEPS: dict[str, tuple[str, ...]] = {
     "database_connectivity": ("create_database",),
     "oauth_credentials": ("create_oauth",),
-    "railway_agent": ("deploy_container", "configure_gateway"),
+    AGENT_CHECK: ("deploy_container", "configure_gateway"),
     "container_process": ("deploy_container",),  # checked on the Railway runtime only
     "n8n_workflows": ("deploy_workflows",),
     "gateway_route": ("configure_gateway",),

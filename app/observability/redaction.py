@@ -85,6 +85,16 @@ class Redactor:
             value = pattern.sub(replacement, value)
         return value
 
+    def strings(self, value: Any) -> Any:
+        """Every string inside ``value`` (dicts, lists) redacted; keys and shape kept."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.strings(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.strings(item) for item in value]
+        return value
+
     def value(self, key: str, value: Any) -> Any:
         if SECRET_KEY.search(key) and value not in (None, ""):
             return REDACTED

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 from app.domain.services.live import JobBrief
 from app.observability import stream
@@ -42,8 +43,9 @@ class StreamSlots:
 slots = StreamSlots(MAX_STREAMS_PER_PROCESS)
 
 
-def frame(entry: StreamEntry) -> str:
-    return f"id: {entry.id}\nevent: {entry.event}\ndata: {json.dumps(entry.data)}\n\n"
+def frame(entry: StreamEntry, scrub: Callable[[Any], Any] | None = None) -> str:
+    data = scrub(entry.data) if scrub is not None else entry.data
+    return f"id: {entry.id}\nevent: {entry.event}\ndata: {json.dumps(data)}\n\n"
 
 
 def synthetic_end(brief: JobBrief) -> str:
@@ -59,8 +61,10 @@ def follow(
     after: str,
     brief: Callable[[], JobBrief | None],
     max_seconds: float = MAX_STREAM_SECONDS,
+    scrub: Callable[[Any], Any] | None = None,
 ) -> Iterator[str]:
-    """SSE text for every entry after ``after``, until the end entry or the time bound."""
+    """SSE text for every entry after ``after``, until the end entry or the time
+    bound; ``scrub`` rewrites each entry's data (redaction for department tokens)."""
     yield f"retry: {RECONNECT_MS}\n\n"
     deadline = time.monotonic() + max_seconds
     block_ms: int | None = None  # the first read answers at once
@@ -68,7 +72,7 @@ def follow(
         batch = stream.read(job_id, after, block_ms)
         block_ms = max(int(min(KEEPALIVE_SECONDS, remaining) * 1000), 1)
         for entry in batch:
-            yield frame(entry)
+            yield frame(entry, scrub)
             after = entry.id
             if entry.event == stream.END:
                 return

@@ -47,6 +47,11 @@ class Department(Base):
     container_url: Mapped[str | None] = mapped_column(String(500))
     deletion_protection: Mapped[bool] = mapped_column(default=False)
     config_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Renewed when a deprovisioned department is provisioned again; department
+    # tokens name it, so an old token does not open the new department.
+    incarnation: Mapped[uuid.UUID] = mapped_column(
+        default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
     # The failing checks that made the department DEGRADED, as last seen.
     drift: Mapped[dict[str, Any] | None]
     last_health_at: Mapped[datetime | None]

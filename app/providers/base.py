@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.domain.department import is_department_id
+
 
 class ProviderError(Exception):
     """A failure that retrying will not fix (bad input, conflict, 4xx)."""
@@ -19,6 +21,15 @@ class ProviderError(Exception):
 
 class TransientProviderError(ProviderError):
     """A failure that may go away on retry (timeout, refused, 429, 5xx)."""
+
+
+def checked_department_id(department_id: object) -> str:
+    """Every provider pastes the id into SQL identifiers, URLs, client ids or
+    gateway config: anything but a valid id is refused before it gets there."""
+    if not is_department_id(department_id):
+        raise ProviderError(f"refusing invalid departmentId {department_id!r}")
+    assert isinstance(department_id, str)
+    return department_id
 
 
 class SecretStore(Protocol):

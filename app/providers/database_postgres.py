@@ -148,15 +148,13 @@ class PostgresTenantProvider:
             )
         )
         ensure_group(cur)
-        cur.execute(
-            "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
-            " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s AND r.rolname = %s",
-            (TENANT_GROUP, role),
-        )
-        if cur.fetchone() is None:
-            cur.execute(
-                sql.SQL("GRANT {} TO {}").format(sql.Identifier(TENANT_GROUP), sql.Identifier(role))
-            )
+        _ensure_member(cur, TENANT_GROUP, role)
+        cur.execute("SELECT rolsuper, rolname FROM pg_roles WHERE rolname = current_user")
+        superuser, provisioner = cur.fetchone()
+        if not superuser:
+            # A CREATEROLE provisioning role must be a member of the roles it
+            # creates to give them a schema and later drop what they own.
+            _ensure_member(cur, role, provisioner)
 
     def delete(self, context: DepartmentContext) -> None:
         schema, role = schema_name(context), role_name(context)
@@ -221,6 +219,16 @@ class PostgresTenantProvider:
             schema_name(context),
             self._statement_timeout_ms,
         )
+
+
+def _ensure_member(cur: Any, group: str, member: str) -> None:
+    cur.execute(
+        "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+        " JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = %s AND r.rolname = %s",
+        (group, member),
+    )
+    if cur.fetchone() is None:
+        cur.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(member)))
 
 
 def ensure_group(cur: Any) -> None:

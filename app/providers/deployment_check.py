@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from app.domain.department import AGENT_CHECK
 from app.persistence.secrets import UndecryptableSecret
 from app.providers.base import (
     CheckResult,
@@ -27,14 +28,14 @@ def agent_through_gateway(context: DepartmentContext) -> CheckResult:
     watch = Stopwatch()
     url = context.resources.get("configure_gateway", {}).get("url")
     if not url:
-        return CheckResult("railway_agent", False, watch.elapsed_ms, "no gateway route recorded")
+        return CheckResult(AGENT_CHECK, False, watch.elapsed_ms, "no gateway route recorded")
     try:
         response = requests.get(url.rstrip("/") + "/health", timeout=(3, 10))
     except requests.RequestException as exc:
-        return CheckResult("railway_agent", False, watch.elapsed_ms, f"{type(exc).__name__}")
+        return CheckResult(AGENT_CHECK, False, watch.elapsed_ms, f"{type(exc).__name__}")
     healthy = response.status_code == 200
     detail = "" if healthy else f"HTTP {response.status_code}: {response.text[:200]}"
-    return CheckResult("railway_agent", healthy, watch.elapsed_ms, detail)
+    return CheckResult(AGENT_CHECK, healthy, watch.elapsed_ms, detail)
 
 
 class DeploymentCheckProvider:

@@ -9,7 +9,7 @@ Redis, where every worker process sees it:
 Modes: ``fail`` (permanent error before acting), ``fail_after`` (act, then fail:
 proves the failed step's own leftovers are compensated), ``transient`` (a
 retryable error), ``delay`` (sleep ``seconds`` then act). ``times`` limits how
-often the fault fires (default: always).
+often the fault fires (default: always); ``message`` replaces a ``fail``'s text.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class FaultyProvider:
         elif mode == "transient":
             raise TransientProviderError(f"injected transient fault in {self.name}.{op}")
         elif mode == "fail":
-            raise ProviderError(f"injected fault in {self.name}.{op}")
+            # ``message``: what a real component's error might echo back.
+            raise ProviderError(spec.get("message") or f"injected fault in {self.name}.{op}")
         return spec
 
     @staticmethod

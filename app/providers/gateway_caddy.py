@@ -29,6 +29,7 @@ from typing import Any
 
 import requests
 
+from app.providers import base
 from app.providers.base import (
     CheckResult,
     DepartmentContext,
@@ -37,9 +38,6 @@ from app.providers.base import (
 )
 from app.providers.http import request
 
-# Same rule the API validates; repeated here because the id is pasted into
-# admin-API URLs, @id values and route paths.
-DEPARTMENT_ID = re.compile(r"[a-z][a-z0-9-]{1,30}")
 SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # host:port or [v6]:port; braces are excluded on purpose because Caddy would
 # expand "{...}" placeholders in "dial", letting a request pick its upstream.
@@ -58,9 +56,8 @@ def route_id_for(department_id: str) -> str:
 
 
 def checked_department_id(department_id: str) -> str:
-    if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
-        raise ProviderError(f"refusing invalid departmentId {department_id!r}")
-    return department_id
+    """The id is pasted into admin-API URLs, @id values and route paths."""
+    return base.checked_department_id(department_id)
 
 
 def checked_upstream(upstream: Any) -> str:

@@ -10,7 +10,6 @@ secret nobody knows. The secret never appears in outputs, logs or exception text
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from typing import Any
 
@@ -22,23 +21,26 @@ from app.domain.catalogue import scopes_for
 from app.oauth.models import CLIENT_CREDENTIALS, OAuthClient, hash_secret, verify_secret
 from app.oauth.server import revoke_client
 from app.persistence.database import db
-from app.providers.base import CheckResult, DepartmentContext, ProviderError, Stopwatch
+from app.providers.base import (
+    CheckResult,
+    DepartmentContext,
+    ProviderError,
+    Stopwatch,
+    checked_department_id,
+)
 from app.providers.http import request
 
 log = logging.getLogger(__name__)
 
 SECRET_NAME = "oauth_client_secret"  # noqa: S105  (the key it is stored under)
 CHECK_NAME = "oauth_credentials"
-# Same rule the API validates; repeated because the id becomes part of a client_id
-# sent in HTTP Basic credentials, where a ":" would split it.
-DEPARTMENT_ID = re.compile(r"[a-z][a-z0-9-]{1,30}")
 SECRET_BYTES = 32
 
 
 def client_id_for(department_id: str) -> str:
-    if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
-        raise ProviderError(f"refusing invalid departmentId {department_id!r}")
-    return f"dept-{department_id}"
+    """The id becomes part of a client_id sent in HTTP Basic credentials, where
+    a ":" would split it: only a valid id gets there."""
+    return f"dept-{checked_department_id(department_id)}"
 
 
 def requested_scopes(config: dict[str, Any]) -> list[str]:

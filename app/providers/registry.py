@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
+from app.domain.department import ConfigRules
 from app.providers.base import Provider
 from app.providers.database_postgres import PostgresTenantProvider
 from app.providers.deployment_check import DeploymentCheckProvider
@@ -55,16 +57,24 @@ def _container(settings: Settings) -> Provider:
         return _railway(settings)
     from sqlalchemy.engine import make_url
 
+    tenant_url = make_url(settings.tenant_database_url)
+    target: dict[str, Any] = {
+        "database_host": tenant_url.host or "127.0.0.1",
+        "database_port": tenant_url.port or 5432,
+        "database_name": tenant_url.database or "tenants",
+        "oauth_token_url": f"{settings.oauth_issuer}/oauth/token",
+    }
+    if settings.CONTAINER_RUNTIME == "docker":
+        from app.providers.agent_image import agent_tag
+        from app.providers.container_docker import DockerContainerProvider
+
+        image = settings.AGENT_IMAGE or agent_tag()
+        return DockerContainerProvider(
+            docker_host=settings.DOCKER_HOST, image=image, instance=settings.RUN_DIR, **target
+        )
     from app.providers.container_local import LocalContainerProvider
 
-    tenant_url = make_url(settings.tenant_database_url)
-    return LocalContainerProvider(
-        run_dir=Path(settings.RUN_DIR),
-        database_host=tenant_url.host or "127.0.0.1",
-        database_port=tenant_url.port or 5432,
-        database_name=tenant_url.database or "tenants",
-        oauth_token_url=f"{settings.oauth_issuer}/oauth/token",
-    )
+    return LocalContainerProvider(run_dir=Path(settings.RUN_DIR), **target)
 
 
 def _workflows(settings: Settings) -> Provider:
@@ -85,7 +95,7 @@ def _gateway(settings: Settings) -> Provider:
 def providers(settings: Settings) -> dict[str, Provider]:
     """Provider name -> driver, fault-wrapped when (and only when) tests enable it."""
     built: dict[str, Provider] = {
-        "validation": ConfigValidationProvider(),
+        "validation": ConfigValidationProvider(ConfigRules.of(settings)),
         "database": PostgresTenantProvider(tenant_database_url=settings.tenant_database_url),
         "oauth": _oauth(settings),
         "container": _container(settings),

@@ -34,12 +34,12 @@ from app.providers.base import (
     ProviderError,
     Stopwatch,
     TransientProviderError,
+    checked_department_id,
 )
 from app.providers.http import request
 
 CATALOGUE = ("email", "google_drive", "google_calendar", "database", "notifications")
 DEFAULT_TEMPLATES_DIR = Path(__file__).with_name("n8n_templates")
-DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 PLACEHOLDER = re.compile(r"\{\{po:([A-Za-z]+)\}\}")
 MARKER_PREFIX = "provisioning-orchestrator:"
 TAG_MAX_LENGTH = 24  # n8n's column limit; longer names fail with a misleading 409
@@ -53,9 +53,7 @@ Workflow = dict[str, Any]
 
 
 def validate_department_id(department_id: str) -> str:
-    if not isinstance(department_id, str) or not DEPARTMENT_ID.fullmatch(department_id):
-        raise ProviderError(f"invalid departmentId {department_id!r}")
-    return department_id
+    return checked_department_id(department_id)
 
 
 def department_tag(department_id: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -167,6 +168,7 @@ def test_unknown_ids_are_404(client: FlaskClient, admin_headers: dict[str, str])
 
 
 def _forged(app: Flask, **changes: Any) -> str:
+    now = int(time.time())  # a lifetime within JWT_MAX_TTL_DAYS, as a real token has
     claims = {
         "sub": "ops@example.com",
         "email": "ops@example.com",
@@ -174,9 +176,9 @@ def _forged(app: Flask, **changes: Any) -> str:
         "type": "access",
         "fresh": False,
         "jti": "x",
-        "iat": 1_700_000_000,
-        "nbf": 1_700_000_000,
-        "exp": 4_000_000_000,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
     }
     secret = changes.pop("secret", app.config["JWT_SECRET_KEY"])
     algorithm = changes.pop("algorithm", "HS256")

@@ -31,7 +31,8 @@ def test_token_create_mints_a_token_with_the_claims(app: Flask) -> None:
         ]
     )
     assert result.exit_code == 0, result.output
-    claims = jwt.decode(result.output.strip(), app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
+    # stdout alone: a warning (no such department yet) goes to stderr
+    claims = jwt.decode(result.stdout.strip(), app.config["JWT_SECRET_KEY"], algorithms=["HS256"])
     assert (claims["email"], claims["role"], claims["departmentId"]) == (
         "a@example.com",
         "department",
@@ -61,7 +62,7 @@ def test_provision_from_a_file_waits_and_reports(
     status = runner.invoke(args=["provisioning", "status", payload["departmentId"]])
     assert json.loads(status.output)["status"] == "completed"
     again = runner.invoke(args=["provisioning", "provision", str(config_file)])
-    assert again.exit_code == 0 and "already ACTIVE" in again.output
+    assert again.exit_code == 6 and "already ACTIVE" in again.output  # Exit.CONFLICT
 
 
 def test_provision_rejects_an_invalid_file_with_field_details(app: Flask, tmp_path: Path) -> None:
@@ -127,9 +128,10 @@ def test_retry_of_a_failed_job_starts_a_new_job_that_completes(
     failed = wait_for_job(submit(client, admin_headers, payload))  # type: ignore[arg-type]
     assert failed["status"] == "failed"
 
-    result = app.test_cli_runner().invoke(args=["provisioning", "retry", failed["provisioningId"]])
+    retry = ["provisioning", "retry", failed["provisioningId"], "--json"]
+    result = app.test_cli_runner().invoke(args=retry)
     assert result.exit_code == 0, result.output
-    new_job = result.output.split()[1]
+    new_job = json.loads(result.output)["provisioningId"]
     assert new_job != failed["provisioningId"]
     assert wait_for_job(new_job)["status"] == "completed"
 

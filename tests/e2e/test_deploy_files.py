@@ -44,6 +44,8 @@ def test_every_start_command_is_a_role_of_serve_sh() -> None:
     assert configs["beat"]["deploy"]["numReplicas"] == 1  # two beats would double every schedule
     for config in configs.values():
         assert (ROOT / config["build"]["dockerfilePath"]).is_file()
+    # The image's own default is the API role too, so it honours PORT anywhere.
+    assert 'CMD ["sh", "scripts/serve.sh", "api"]' in (ROOT / "Dockerfile").read_text()
 
 
 def _env(live_stack: Stack, tmp_path: Path) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Flower, started as `make up` starts it, shows a job's tasks by name, with ids only."""
+"""Flower, started as `make up` starts it (with credentials), shows a job's tasks by
+name, with ids only."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.support.observability import configured_secrets, department_secrets
 
 FLOWER_PORT = 25555 + 10 * SLOT
 FLOWER = f"http://127.0.0.1:{FLOWER_PORT}"
+# Flower asks for credentials everywhere (flower_app.py); `make env` generates them.
+FLOWER_AUTH = ("admin", f"flower-test-{uuid.uuid4().hex}")
 STEPS = (
     "validate_config",
     "create_database",
@@ -33,7 +36,9 @@ Tasks = dict[str, dict[str, Any]]
 
 
 def flower_tasks() -> Tasks:
-    response = requests.get(f"{FLOWER}/api/tasks", params={"limit": 5000}, timeout=10)
+    response = requests.get(
+        f"{FLOWER}/api/tasks", params={"limit": 5000}, auth=FLOWER_AUTH, timeout=10
+    )
     response.raise_for_status()
     tasks: Tasks = response.json()
     return tasks
@@ -50,11 +55,11 @@ def wait_for_tasks(holds: Callable[[Tasks], bool], timeout: float = 30) -> Tasks
 
 @pytest.fixture(scope="module")
 def flower(live_stack: Stack) -> Iterator[stack.Service]:
-    env = {**live_stack.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+    env = {**live_stack.env, "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)}
     command = [
         str(stack.VENV_BIN / "celery"),
         "-A",
-        "celery_worker",
+        "flower_app",
         "flower",
         "--address=127.0.0.1",
         f"--port={FLOWER_PORT}",

@@ -28,7 +28,7 @@ def limited_api(live_stack: Stack, run_dir: Path) -> Iterator[str]:
     service.stop()
 
 
-def test_provisioning_is_limited_per_client_address(
+def test_provisioning_is_limited_per_caller(
     limited_api: str,
     admin_headers: dict[str, str],
 ) -> None:

@@ -28,7 +28,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import Stack, department_payload
 from tests.e2e.conftest import leftovers, submit, wait_for_job
-from tests.e2e.test_flower import FLOWER, flower  # noqa: F401 - the Flower fixture
+from tests.e2e.test_flower import FLOWER, FLOWER_AUTH, flower  # noqa: F401 - the Flower fixture
 from tests.support import stack
 
 BURST = 12
@@ -125,7 +125,9 @@ def deprovision_all(
 
 def flower_worker_names() -> set[str]:
     """The workers Flower shows (its API asks them over the broker)."""
-    response = requests.get(f"{FLOWER}/api/workers", params={"refresh": "true"}, timeout=30)
+    response = requests.get(
+        f"{FLOWER}/api/workers", params={"refresh": "true"}, auth=FLOWER_AUTH, timeout=30
+    )
     response.raise_for_status()
     return {name.split("@")[0] for name in response.json()}
 

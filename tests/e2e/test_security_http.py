@@ -4,12 +4,31 @@ inside IPv6, and paging past what PostgreSQL can offset."""
 
 from __future__ import annotations
 
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
 import pytest
 import requests
+from flask import Flask
 
-from tests.conftest import API_PORT, Stack, department_payload
+from tests.conftest import (
+    API_PORT,
+    SLOT,
+    TEST_DB,
+    Stack,
+    department_payload,
+    make_token,
+    new_department_id,
+)
+from tests.e2e.conftest import submit, wait_for_job
+from tests.support import stack
 
 BASE = f"http://127.0.0.1:{API_PORT}"
+STRICT_PORT = 30000 + 1000 * SLOT + 7
 
 
 @pytest.mark.parametrize(
@@ -43,3 +62,203 @@ def test_a_huge_page_number_is_a_422_not_a_500(
     )
     assert response.status_code == 422, response.text
     assert "page" in response.json()["errors"]["query"]
+
+
+# --- request size ---------------------------------------------------------------------
+
+
+def _declared_but_unsent(path: str, headers: dict[str, str], declared: int) -> bytes:
+    """Declares a 50 MB body, sends 1 KB of it, and reads what the API answers."""
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{API_PORT}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["Content-Type: application/json", f"Content-Length: {declared}", "", ""]
+    with socket.create_connection(("127.0.0.1", API_PORT), timeout=10) as conn:
+        conn.sendall("\r\n".join(lines).encode() + b'{"departmentId": "' + b"x" * 1024)
+        try:
+            return conn.recv(4096)
+        except TimeoutError:
+            return b"(no answer in 10 s: the API is waiting to read the whole body)"
+
+
+@pytest.mark.parametrize("authorized", [False, True])
+def test_an_oversized_body_is_413_before_it_is_read(
+    live_stack: Stack, admin_headers: dict[str, str], authorized: bool
+) -> None:
+    headers = admin_headers if authorized else {}
+    answer = _declared_but_unsent("/api/provision-department", headers, 50 * 1024 * 1024)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+
+
+def test_a_chunked_body_over_the_limit_is_413(
+    live_stack: Stack, admin_headers: dict[str, str]
+) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies as it is read
+        yield b'{"departmentId": "zz", "customConfig": {"a": "'
+        for _ in range(64):
+            yield b"y" * 32 * 1024
+        yield b'"}}'
+
+    response = requests.post(
+        f"{BASE}/api/provision-department",
+        data=chunks(),
+        headers={**admin_headers, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 413, response.text[:300]
+
+
+# --- strangers --------------------------------------------------------------------------
+
+
+def _audit_rows_about(target: str) -> int:
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM audit_log WHERE target = %s", (target,))
+            return int((cur.fetchone() or (0,))[0])
+    finally:
+        conn.close()
+
+
+def _unauthenticated_count() -> float:
+    text = requests.get(f"{BASE}/metrics", timeout=10).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("http_unauthenticated_requests_total{")
+    )
+
+
+def test_anonymous_requests_are_counted_not_audited(live_stack: Stack) -> None:
+    department_id = new_department_id()
+    before = _unauthenticated_count()
+    for _ in range(5):
+        response = requests.post(
+            f"{BASE}/api/provision-department", json=department_payload(department_id), timeout=10
+        )
+        assert response.status_code == 401
+        gone = requests.delete(f"{BASE}/api/deprovision/{department_id}", timeout=10)
+        assert gone.status_code == 401
+    assert _audit_rows_about(department_id) == 0
+    assert _unauthenticated_count() - before >= 10
+
+
+@pytest.fixture(scope="module")
+def strict_api(live_stack: Stack, run_dir: Path) -> Iterator[str]:
+    """An API whose quotas are small enough to exhaust in a test."""
+    env = {
+        **live_stack.env,
+        "PROVISION_RATE_LIMIT": "3 per hour",
+        "AUTH_FAILURE_RATE_LIMIT": "5 per minute",
+        "OAUTH_RATE_LIMIT": "8 per minute",
+        "OAUTH_CLIENT_RATE_LIMIT": "3 per minute",
+    }
+    service = stack.api_server(env, run_dir, STRICT_PORT, name="api-strict").start()
+    stack.wait_http(f"http://127.0.0.1:{STRICT_PORT}/openapi.json")
+    yield f"http://127.0.0.1:{STRICT_PORT}"
+    service.stop()
+
+
+def test_strangers_do_not_spend_an_admins_provisioning_quota(strict_api: str, app: Flask) -> None:
+    admin = {"Authorization": f"Bearer {make_token(app, email=f'{uuid.uuid4().hex}@ex.com')}"}
+    invalid = department_payload(region="nowhere")  # valid requests would create jobs
+    url = f"{strict_api}/api/provision-department"
+    strangers = [requests.post(url, json=invalid, timeout=10).status_code for _ in range(3)]
+    assert strangers == [401, 401, 401]
+    mine = [requests.post(url, json=invalid, headers=admin, timeout=10) for _ in range(4)]
+    assert [r.status_code for r in mine] == [422, 422, 422, 429]
+
+
+def test_failed_authentication_is_limited_per_address_and_spares_valid_callers(
+    strict_api: str, admin_headers: dict[str, str]
+) -> None:
+    url = f"{strict_api}/api/departments"
+    bad = {"Authorization": "Bearer not.a.jwt"}
+    answers = [requests.get(url, headers=bad, timeout=10) for _ in range(7)]
+    codes = [r.status_code for r in answers]
+    # 5 per minute from this address (the test above may have spent some already)
+    refused = codes.index(429) if 429 in codes else len(codes)
+    assert refused <= 5 and codes == [401] * refused + [429] * (7 - refused), codes
+    assert int(answers[-1].headers["Retry-After"]) > 0
+    assert requests.get(url, headers=admin_headers, timeout=10).status_code == 200
+
+
+# --- the OAuth server -------------------------------------------------------------------
+
+
+def _wrong_secret(base: str, client_id: str) -> int:
+    """Each attempt costs the server a scrypt hash of the presented secret."""
+    return requests.post(
+        f"{base}/oauth/token",
+        auth=(client_id, "wrong-secret"),
+        data={"grant_type": "client_credentials"},
+        timeout=10,
+    ).status_code
+
+
+def test_oauth_guessing_is_limited_per_client_and_per_address(strict_api: str) -> None:
+    guessed = f"dept-{new_department_id()}"
+    assert [_wrong_secret(strict_api, guessed) for _ in range(4)] == [401, 401, 401, 429]
+    assert _wrong_secret(strict_api, f"dept-{new_department_id()}") == 401  # another client
+    # Spreading the guesses over clients still meets the per-address limit.
+    others = [_wrong_secret(strict_api, f"dept-{new_department_id()}") for _ in range(5)]
+    assert 429 in others, others
+
+
+def test_beat_purges_expired_oauth_tokens(live_stack: Stack) -> None:
+    client_id, jti = f"dept-{new_department_id()}", uuid.uuid4().hex
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO oauth_clients (client_id, department_id, secret_hash, scopes, "
+                "grant_types, audience, created_at, updated_at) VALUES "
+                "(%s, %s, 'x', '[]', '[]', 'a', now(), now())",
+                (client_id, client_id[5:]),
+            )
+            cur.execute(
+                "INSERT INTO oauth_tokens (jti, client_id, scope, issued_at, expires_at, revoked) "
+                "VALUES (%s, %s, '', now() - interval '2 hours', now() - interval '1 hour', false)",
+                (jti, client_id),
+            )
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                cur.execute("SELECT count(*) FROM oauth_tokens WHERE jti = %s", (jti,))
+                if (cur.fetchone() or (1,))[0] == 0:
+                    break
+                time.sleep(0.5)
+            cur.execute("SELECT count(*) FROM oauth_tokens WHERE jti = %s", (jti,))
+            remaining = (cur.fetchone() or (1,))[0]
+            cur.execute("DELETE FROM oauth_clients WHERE client_id = %s", (client_id,))
+    finally:
+        conn.close()
+    assert remaining == 0, "beat never purged the expired token"
+
+
+def _tokens_of(client_id: str) -> int:
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM oauth_tokens WHERE client_id = %s", (client_id,))
+            return int((cur.fetchone() or (0,))[0])
+    finally:
+        conn.close()
+
+
+def test_hammering_an_agents_health_does_not_mint_a_token_each_time(
+    live_stack: Stack, app: Flask, admin_headers: dict[str, str]
+) -> None:
+    client = app.test_client()
+    payload = department_payload()
+    department_id = payload["departmentId"]
+    assert wait_for_job(submit(client, admin_headers, payload), 180)["status"] == "completed"
+    health = f"{live_stack.env['GATEWAY_PUBLIC_URL']}/departments/{department_id}/health"
+    before = _tokens_of(f"dept-{department_id}")
+
+    answers = [requests.get(health, timeout=10) for _ in range(10)]
+
+    assert all(a.status_code == 200 and a.json()["checks"]["oauth"]["ok"] for a in answers)
+    assert _tokens_of(f"dept-{department_id}") - before <= 1
+    removal = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
+    wait_for_job(str(removal.get_json()["provisioningId"]), 120)

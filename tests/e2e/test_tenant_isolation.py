@@ -145,7 +145,7 @@ def test_tenant_code_never_runs_with_the_orchestrators_rights(
 ) -> None:
     from app.domain.services.cleanup import cleanup_department
     from app.domain.services.drift import detect_drift
-    from app.domain.services.jobs import context_for
+    from app.domain.services.job_records import context_for
     from app.persistence.database import db
     from app.persistence.models import Department
     from app.providers.registry import provider

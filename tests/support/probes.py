@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import psycopg2
 import requests
 
-from app.providers.container_local import find_agent_pids
+from app.providers.agent_process import find_agent_pids
 
 
 def tenant_schema_exists(dbname: str, department_id: str) -> bool:
@@ -50,7 +52,28 @@ def oauth_client_active(state_dbname: str, department_id: str) -> bool:
 
 
 def agent_pids(department_id: str) -> list[int]:
+    """The agent's processes: local ones by their environment, containers by label."""
+    if os.environ.get("CONTAINER_RUNTIME") == "docker":
+        from app.providers.container_docker import running_container_pids
+
+        return running_container_pids(os.environ["DOCKER_HOST"], department_id)
     return find_agent_pids(department_id)
+
+
+def stop_agent(department_id: str) -> None:
+    """Takes the agent down the way an operator or a crash would: SIGKILL locally;
+    for a container, `docker stop` (a killed one is restarted by its restart policy)."""
+    if os.environ.get("CONTAINER_RUNTIME") == "docker":
+        import docker
+
+        client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"])  # type: ignore[attr-defined]
+        for container in client.containers.list(
+            filters={"label": f"department-id={department_id}"}
+        ):
+            container.stop(timeout=2)
+        return
+    for pid in find_agent_pids(department_id):
+        os.kill(pid, signal.SIGKILL)
 
 
 def gateway_route_count(admin_url: str, department_id: str) -> int:

@@ -26,7 +26,8 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Service:
-        log = self.log_path.open("ab")
+        # Logs may quote secrets: readable by their owner only, as scripts/stack.sh makes them.
+        log = os.fdopen(os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         self.process = subprocess.Popen(
             self.command,
             cwd=ROOT,

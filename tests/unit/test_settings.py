@@ -141,7 +141,7 @@ def test_every_bad_setting_is_reported_at_once_in_one_message() -> None:
         RETRY_MAX="3.5",
         PORT="70000",
         NODE_ENV="staging",
-        CONTAINER_RUNTIME="docker",
+        CONTAINER_RUNTIME="kubernetes",
         WEBHOOK_SECRET="short",
     )
     lines = message.splitlines()
@@ -257,3 +257,13 @@ def test_env_file_names_an_env_file_elsewhere(
     settings = load_settings(REQUIRED)
     assert settings.MAX_PROVISIONING_TIME == 300 and settings.STEP_TIMEOUT == 120
     assert settings.N8N_URL == "https://jayconnorexe.app.n8n.cloud"
+
+
+def test_secret_names_are_recognised_by_their_ending() -> None:
+    from app.config import is_secret
+
+    for name in ("JWT_SECRET", "WEBHOOK_SECRETS", "RAILWAY_API_TOKEN", "DB_PASSWORD",
+                 "SECRETS_KEY", "TENANT_DATABASE_URL", "REDIS_URL"):
+        assert is_secret(name), name
+    for name in ("OAUTH_TOKEN_TTL", "PORT", "N8N_URL", "DB_USER"):
+        assert not is_secret(name), name

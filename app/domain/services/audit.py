@@ -17,25 +17,24 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
 
+from app.domain.department import is_department_id
 from app.persistence.audit_models import AuditRecord
 from app.persistence.database import db
 
 logger = logging.getLogger("provisioning.audit")
-DEPARTMENT_ID = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
 
 
 def _department_of(target: str, details: dict[str, Any]) -> str | None:
     named = details.get("departmentId")
-    if isinstance(named, str) and DEPARTMENT_ID.fullmatch(named):
-        return named
-    return target if DEPARTMENT_ID.fullmatch(target) else None
+    if is_department_id(named):
+        return str(named)
+    return target if is_department_id(target) else None
 
 
 def _scrub(value: Any) -> Any:

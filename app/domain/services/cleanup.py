@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.domain import saga
-from app.domain.services.jobs import context_for
+from app.domain.department import DEPARTMENT_ID_PATTERN, is_department_id
+from app.domain.services.job_records import context_for
 from app.domain.states import TERMINAL_STATES, DepartmentStatus
 from app.persistence.database import db
 from app.persistence.models import Department, ProvisioningJob
@@ -64,10 +65,8 @@ def _context(department_id: str, settings: Settings, force: bool) -> DepartmentC
 def cleanup_department(
     department_id: str, settings: Settings, force: bool = False
 ) -> CleanupReport:
-    from app.api.provisioning_schemas import is_department_id
-
     if not is_department_id(department_id):
-        raise CleanupRefused("departmentId must match ^[a-z][a-z0-9-]{1,30}$")
+        raise CleanupRefused(f"departmentId must match ^{DEPARTMENT_ID_PATTERN}$")
     context = _context(department_id, settings, force)
     report = CleanupReport()
     for step in reversed(saga.RESOURCE_STEPS):

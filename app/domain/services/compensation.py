@@ -21,17 +21,14 @@ from app.domain.kinds import OnStepFailure, Undo, policy_of
 from app.domain.outcomes import Outcome, Proceed, RetryLater, Stale
 from app.domain.services import guards
 from app.domain.services.completion import settle_rollback
-from app.domain.services.jobs import (
-    backoff,
+from app.domain.services.job_records import (
     department_context,
-    describe_error,
-    journal,
     lock_job,
     record_resources,
-    step_event,
     step_record,
-    transition,
 )
+from app.domain.services.journal import journal, step_event, transition
+from app.domain.services.retries import backoff, describe_error
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow

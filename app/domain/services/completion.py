@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.domain.kinds import JobPolicy, policy_of
-from app.domain.services.jobs import journal, transition
+from app.domain.services.journal import journal, transition
 from app.domain.states import JobState
 from app.persistence.models import Department, DepartmentConfigVersion, ProvisioningJob, utcnow
 

@@ -50,14 +50,19 @@ def detect_drift(settings: Settings, repair: bool | None = None) -> list[DriftFi
         if not _record(department_id, failing, result["checks"]):
             continue  # a job started meanwhile; its outcome decides the status
         if failing:
-            job, reason = _start_repair(department_id, failing) if repair else (None, None)
+            job, reason = (
+                _start_repair(department_id, failing, settings) if repair else (None, None)
+            )
             findings.append(DriftFinding(department_id, failing, job, reason))
     return findings
 
 
-def _start_repair(department_id: str, failing: tuple[str, ...]) -> tuple[str | None, str | None]:
+def _start_repair(
+    department_id: str, failing: tuple[str, ...], settings: Settings
+) -> tuple[str | None, str | None]:
     try:
-        return str(request_repair(department_id, list(failing), "drift-sweeper").job_id), None
+        job = request_repair(department_id, list(failing), "drift-sweeper", settings=settings)
+        return str(job.job_id), None
     except SecretsUnreadable as exc:
         # A repair that must fail is not started: one line, not a pile of failed jobs.
         return None, str(exc)

@@ -14,7 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.domain.services.jobs import context_for, journal, lock_job
+from app.domain.services.job_records import context_for, lock_job
+from app.domain.services.journal import journal
 from app.domain.states import DepartmentStatus
 from app.persistence.database import db
 from app.persistence.final_copy_models import FinalCopy

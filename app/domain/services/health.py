@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.config import Settings
-from app.domain.services.jobs import context_for
+from app.domain.services.job_records import context_for
 from app.domain.services.queries import iso
 from app.persistence.database import db
 from app.persistence.models import Department, utcnow

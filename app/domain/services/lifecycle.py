@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain import plans, saga
 from app.domain.kinds import JobKind, policy_of
-from app.domain.services.jobs import journal
+from app.domain.services.journal import journal
 from app.domain.services.provisioning import (
     Conflict,
     NotFound,
@@ -70,6 +70,8 @@ def request_update(
     new_config: dict[str, Any],
     deletion_protection: bool | None,
     actor: str | None,
+    *,
+    settings: Settings,
 ) -> Submission | None:
     """Starts an update job for what changed; None when nothing needs a job."""
     with db.transaction() as session:
@@ -82,7 +84,9 @@ def request_update(
         if not changed:
             return None
         steps = plans.plan_update(changed)
-        job = _new_changing_job(session, department, JobKind.UPDATE, new_config, steps, actor)
+        job = _new_changing_job(
+            session, department, JobKind.UPDATE, new_config, steps, actor, settings
+        )
         job.previous_config = dict(department.config)
         journal(session, job, "INFO", f"update of {', '.join(changed)} requested by {actor}")
         submission = Submission(job.id, department_id, True, job.state)
@@ -90,13 +94,15 @@ def request_update(
     return submission
 
 
-def request_repair(department_id: str, failing_checks: list[str], actor: str | None) -> Submission:
+def request_repair(
+    department_id: str, failing_checks: list[str], actor: str | None, *, settings: Settings
+) -> Submission:
     """Re-runs only the steps whose resources the failing checks found missing."""
     with db.transaction() as session:
         department = _locked_department(session, department_id)
         steps = plans.plan_repair(failing_checks)
         job = _new_changing_job(
-            session, department, JobKind.REPAIR, department.config, steps, actor
+            session, department, JobKind.REPAIR, department.config, steps, actor, settings
         )
         journal(
             session, job, "WARNING", f"repair of {', '.join(failing_checks)} requested by {actor}"
@@ -113,9 +119,10 @@ def _new_changing_job(
     config: dict[str, Any],
     steps: tuple[saga.SagaStep, ...],
     actor: str | None,
+    settings: Settings,
 ) -> ProvisioningJob:
     _require_changeable(session, department)
-    return new_job(session, department, kind, dict(config), actor, steps)
+    return new_job(session, department, kind, dict(config), actor, steps, settings)
 
 
 def failing_checks(department_id: str, settings: Settings) -> list[str]:
@@ -131,18 +138,18 @@ def retry_job(job_id: uuid.UUID, actor: str | None, settings: Settings) -> Submi
     """A finished-and-failed job is retried as a new job of the same kind."""
     kind, config, department_id = _failed_job(job_id)
     if kind is JobKind.PROVISION:
-        return submit_provisioning(config, actor)
+        return submit_provisioning(config, actor, settings=settings)
     if kind is JobKind.DEPROVISION:
-        return request_deprovision(department_id, actor)
+        return request_deprovision(department_id, actor, settings=settings)
     if kind is JobKind.UPDATE:
-        submission = request_update(department_id, config, None, actor)
+        submission = request_update(department_id, config, None, actor, settings=settings)
         if submission is None:
             raise Conflict(f"department {department_id} already runs that configuration")
         return submission
     failing = failing_checks(department_id, settings)
     if not failing:
         raise Conflict(f"department {department_id} is healthy; nothing to repair")
-    return request_repair(department_id, failing, actor)
+    return request_repair(department_id, failing, actor, settings=settings)
 
 
 def _failed_job(job_id: uuid.UUID) -> tuple[JobKind, dict[str, Any], str]:

@@ -16,12 +16,18 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.domain import catalogue, saga
 from app.domain.services.cleanup import NoSecrets
-from app.domain.services.jobs import context_for
+from app.domain.services.job_records import context_for
 from app.domain.services.provisioning import active_job
 from app.oauth.models import OAuthClient
 from app.persistence.database import db
 from app.persistence.models import Department
-from app.providers import database_postgres, gateway_caddy, oauth_builtin, workflows_n8n
+from app.providers import (
+    database_postgres,
+    gateway_caddy,
+    oauth_builtin,
+    postgres_access,
+    workflows_n8n,
+)
 from app.providers.base import DepartmentContext
 from app.providers.registry import provider
 
@@ -88,6 +94,9 @@ def _database(context: DepartmentContext, settings: Settings) -> tuple[dict, dic
         password=url.password,
         dbname=url.database,
         connect_timeout=5,
+        # A privileged session in the tenants database: no name may resolve
+        # into a tenant's schema (see app/providers/postgres_access.py).
+        options=f"-c search_path={postgres_access.ADMIN_SEARCH_PATH}",
     )
     try:
         with conn.cursor() as cur:
@@ -123,11 +132,16 @@ def _container(context: DepartmentContext, settings: Settings) -> tuple[dict, di
         return {"runtime": "railway", "service": f"dept-{context.department_id}", **resources}, {
             "service": None
         }  # unknown without calling Railway; see README
-    from app.providers.container_local import find_agent_pids
+    if settings.CONTAINER_RUNTIME == "docker":
+        from app.providers.container_docker import running_container_pids
 
-    pids = find_agent_pids(context.department_id)
+        pids = running_container_pids(settings.DOCKER_HOST, context.department_id)
+    else:
+        from app.providers.agent_process import find_agent_pids
+
+        pids = find_agent_pids(context.department_id)
     return {
-        "runtime": "local",
+        "runtime": settings.CONTAINER_RUNTIME,
         "agent": f"department agent for {context.department_id}",
         **resources,
     }, {"agent": bool(pids)}

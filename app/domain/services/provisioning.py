@@ -20,10 +20,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.config import current as current_settings
+from app.config import Settings
 from app.domain import dispatch, plans, saga
 from app.domain.kinds import POLICIES, JobKind, StepAction, policy_of
-from app.domain.services.jobs import journal, transition
+from app.domain.services.journal import journal, transition
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import (
@@ -93,19 +93,23 @@ def remember_response(
         session.execute(statement)
 
 
-def submit_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
+def submit_provisioning(
+    payload: dict[str, Any], actor: str | None, *, settings: Settings
+) -> Submission:
     try:
-        submission = _record_provisioning(payload, actor)
+        submission = _record_provisioning(payload, actor, settings)
     except IntegrityError:
         # Another API process created a job for this department at the same
         # moment; the partial unique index let only one through. Report that one.
-        submission = _record_provisioning(payload, actor)
+        submission = _record_provisioning(payload, actor, settings)
     if submission.created:
         send(JobKind.PROVISION, submission, plans.plan_provision())
     return submission
 
 
-def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submission:
+def _record_provisioning(
+    payload: dict[str, Any], actor: str | None, settings: Settings
+) -> Submission:
     with db.transaction() as session:
         department = _department_for_update(session, payload)
         in_flight = job_in_flight(session, department, JobKind.PROVISION)
@@ -113,10 +117,12 @@ def _record_provisioning(payload: dict[str, Any], actor: str | None) -> Submissi
             return in_flight
         if department.status == DepartmentStatus.ACTIVE:
             raise Conflict(f"department {department.department_id} is already ACTIVE")
+        if department.status == DepartmentStatus.DEPROVISIONED:
+            department.incarnation = uuid.uuid4()  # a new department: old tokens stay out
         department.config = payload
         department.department_name = payload["departmentName"]
         steps = plans.plan_provision()
-        job = new_job(session, department, JobKind.PROVISION, payload, actor, steps)
+        job = new_job(session, department, JobKind.PROVISION, payload, actor, steps, settings)
         journal(session, job, "INFO", f"provisioning requested by {actor or 'unknown'}")
         return Submission(job.id, department.department_id, True, job.state)
 
@@ -174,10 +180,10 @@ def new_job(
     config: dict[str, Any],
     actor: str | None,
     steps: tuple[saga.SagaStep, ...],
+    settings: Settings,
 ) -> ProvisioningJob:
     """The job and one record per planned step, in the state its policy starts in."""
     policy = POLICIES[kind]
-    settings = current_settings()
     if policy.action is StepAction.CREATE:  # removing needs no secret; building does
         _require_readable_secrets(session, department, settings.SECRETS_KEY)
     deadline = utcnow() + timedelta(seconds=settings.MAX_PROVISIONING_TIME)
@@ -230,9 +236,14 @@ class ConfirmationRequired(Exception):
 
 
 def request_deprovision(
-    department_id: str, actor: str | None, confirm: str | None = None, final_copy: bool = False
+    department_id: str,
+    actor: str | None,
+    *,
+    settings: Settings,
+    confirm: str | None = None,
+    final_copy: bool = False,
 ) -> Submission:
-    if current_settings().DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
+    if settings.DEPROVISION_REQUIRE_CONFIRM and confirm != department_id:
         raise ConfirmationRequired(f"set confirm to {department_id!r} to deprovision it")
     steps = plans.plan_deprovision()
     with db.transaction() as session:
@@ -251,7 +262,9 @@ def request_deprovision(
                 f"department {department_id} has deletion protection; "
                 "PATCH deletionProtection=false first"
             )
-        job = new_job(session, department, JobKind.DEPROVISION, department.config, actor, steps)
+        job = new_job(
+            session, department, JobKind.DEPROVISION, department.config, actor, steps, settings
+        )
         journal(session, job, "INFO", f"deprovisioning requested by {actor or 'unknown'}")
         if final_copy:
             from app.domain.services.final_copies import request_copy

@@ -1,7 +1,7 @@
 """dataRetention enforced: each department's conversation data older than its
 retention is deleted, by the tenant's own database role (never with more rights:
 a tenant's DELETE triggers fire as the tenant), and reported in metrics and the
-audit log.
+audit log (the beat task counts the metrics: the domain knows nothing of them).
 
 The retention comes from the orchestrator's record of the department, not from
 the tenant's ``tenant_settings`` row (which the tenant can rewrite). A
@@ -21,10 +21,9 @@ from sqlalchemy import select
 from app.config import Settings
 from app.domain import catalogue
 from app.domain.services.audit import record_action
-from app.domain.services.jobs import context_for
+from app.domain.services.job_records import context_for
 from app.domain.services.provisioning import active_job
 from app.domain.states import DepartmentStatus
-from app.observability.metrics import retention_purged
 from app.persistence.database import db
 from app.persistence.models import Department, utcnow
 from app.providers.base import DepartmentContext, ProviderError
@@ -91,7 +90,6 @@ def _report(result: RetentionResult) -> None:
         "removed": result.removed,
     }
     if result.error is not None:
-        retention_purged("failed", {})
         logger.warning("retention of %s failed: %s", result.department_id, result.error)
         record_action(
             "retention",
@@ -102,7 +100,6 @@ def _report(result: RetentionResult) -> None:
             {**details, "error": result.error},
         )
         return
-    retention_purged("ok", result.removed)
     # An audit row only when something went: an hourly "nothing to do" per
     # department would bury the rows that matter.
     if any(result.removed.values()):

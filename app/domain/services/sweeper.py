@@ -25,7 +25,8 @@ from app.domain.plans import StepSnapshot
 from app.domain.recovery import SweepVerb
 from app.domain.services import guards
 from app.domain.services.compensation import fail_running_step
-from app.domain.services.jobs import department_context, journal, lock_job
+from app.domain.services.job_records import department_context, lock_job
+from app.domain.services.journal import journal
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob, utcnow

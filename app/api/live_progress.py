@@ -24,6 +24,7 @@ from app.api.auth import (
 from app.api.doc_fields import JOB_KINDS, JOB_STATUSES, one_of, timestamp
 from app.api.errors import fail
 from app.api.limits import limiter
+from app.api.tenant_redaction import tenant_redactor
 from app.domain.services import live, queries
 from app.observability import sse
 from app.observability.stream import STREAM_ID
@@ -105,11 +106,17 @@ def _job_for(grant: Grant, job_id: uuid.UUID) -> live.JobBrief:
     return brief
 
 
-def _event_stream(job_id: uuid.UUID, after: str) -> Response:
+def _event_stream(job_id: uuid.UUID, after: str, grant: Grant) -> Response:
     if not sse.slots.try_acquire():
         fail(503, message="too many live streams open; retry shortly", headers={"Retry-After": "5"})
     response = Response(
-        sse.follow(str(job_id), after, lambda: live.job_brief(job_id)),
+        sse.follow(
+            str(job_id),
+            after,
+            lambda: live.job_brief(job_id),
+            # Department tokens see log lines and errors redacted, as in the status view.
+            scrub=tenant_redactor().strings if grant.department_id is not None else None,
+        ),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -139,7 +146,7 @@ class JobEvents(MethodView):
         ticket = args.get("ticket")
         grant = _ticket_grant(ticket, provisioning_id) if ticket else _bearer_grant()
         _job_for(grant, provisioning_id)
-        return _event_stream(provisioning_id, _resume_point(args))
+        return _event_stream(provisioning_id, _resume_point(args), grant)
 
 
 @blp.route("/provision-status/<uuid:provisioning_id>/events/ticket")

@@ -245,12 +245,9 @@ def metrics_endpoint() -> Response:
 
 
 def init_metrics(app: Flask) -> None:
-    """Subscribes to job events and serves /metrics (exempt from rate limits)."""
-    from app.api.limits import limiter
-
+    """Subscribes to job events and serves /metrics (the app exempts it from rate limits)."""
     events.subscribe(on_job_event)
     app.register_blueprint(exposition)
-    limiter.exempt(exposition)
     global _in_flight_registered
     if not multiproc_dir() and not _in_flight_registered:
         # Single-process mode (no multiproc dir): the default registry is the scrape.

@@ -1,0 +1,54 @@
+"""Reading and writing a job's records: its row, its steps, the department's
+resources, and the context a provider acts in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.persistence.models import Department, JobStep, ProvisioningJob
+from app.persistence.secrets import DepartmentSecrets
+from app.providers.base import DepartmentContext
+
+
+def lock_job(session: Session, job_id: uuid.UUID) -> ProvisioningJob | None:
+    """The job row, locked for this transaction, with its department."""
+    return session.scalar(
+        select(ProvisioningJob).where(ProvisioningJob.id == job_id).with_for_update()
+    )
+
+
+def step_record(job: ProvisioningJob, name: str) -> JobStep:
+    return next(s for s in job.steps if s.name == name)
+
+
+def department_context(
+    job: ProvisioningJob, settings: Settings, department: Department | None = None
+) -> DepartmentContext:
+    """What a provider sees when acting for ``job`` (the job's config snapshot)."""
+    return context_for(department or job.department, settings, job.config)
+
+
+def context_for(
+    department: Department, settings: Settings, config: dict[str, Any] | None = None
+) -> DepartmentContext:
+    return DepartmentContext(
+        department_id=department.department_id,
+        config=dict(config if config is not None else department.config),
+        resources={k: dict(v) for k, v in (department.resources or {}).items()},
+        secrets=DepartmentSecrets(department.id, settings.SECRETS_KEY),
+    )
+
+
+def record_resources(department: Department, step: str, outputs: dict[str, Any] | None) -> None:
+    """Keeps ``department.resources`` equal to what exists; None means removed."""
+    resources = dict(department.resources or {})
+    if outputs is None:
+        resources.pop(step, None)
+    else:
+        resources[step] = outputs
+    department.resources = resources

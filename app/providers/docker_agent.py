@@ -1,0 +1,150 @@
+"""The department agent's container, as data: names, labels, spec, settings, state.
+
+Pure helpers for ``container_docker``; nothing here talks to the engine except
+``oom_kills`` and ``log_tail``, which read what a container object offers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import tarfile
+import time
+from datetime import datetime
+from typing import Any
+
+from app.providers.agent_inputs import AgentInputs
+from app.providers.agent_process import MANAGED_BY
+
+AGENT_UID = 10001
+SETTINGS_DIR = "/run/agent"
+SETTINGS_FILE = f"{SETTINGS_DIR}/settings.json"
+LABEL_MANAGED = "managed-by"
+LABEL_DEPARTMENT = "department-id"
+LABEL_VERSION = "config-version"
+LABEL_PORT = "agent-port"
+# Which orchestrator checkout (its RUN_DIR) made it: `make down` stops only its own.
+LABEL_INSTANCE = "instance"
+PIDS_LIMIT = 128
+STOP_TIMEOUT_SECONDS = 5
+LOG_TAIL_LINES = 30
+
+
+def container_name(department_id: str) -> str:
+    return f"dept-{department_id}"
+
+
+def volume_name(department_id: str) -> str:
+    return f"dept-{department_id}-settings"
+
+
+def container_spec(
+    department_id: str, inputs: AgentInputs, version: str, host: str, port: int, instance: str = ""
+) -> dict[str, Any]:
+    """Everything ``containers.create`` is given: limits, hardening, health check."""
+    memory = inputs.memory.limit_bytes
+    cores = inputs.cpu.cores
+    probe = f"import urllib.request as u; u.urlopen('http://{host}:{port}/', timeout=3)"
+    return {
+        "name": container_name(department_id),
+        "command": [f"--bind={host}:{port}", "department_agent.app:create_app()"],
+        "labels": {
+            **labels_for(department_id),
+            LABEL_VERSION: version,
+            LABEL_PORT: str(port),
+            LABEL_INSTANCE: instance,
+        },
+        "environment": {"AGENT_SETTINGS_FILE": SETTINGS_FILE},
+        "user": f"{AGENT_UID}:{AGENT_UID}",
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "network_mode": "host",
+        "mem_limit": memory,
+        "memswap_limit": memory,  # equal: no swap beyond the limit
+        "nano_cpus": int(cores * 1e9) if cores else None,
+        "pids_limit": PIDS_LIMIT,
+        "restart_policy": {"Name": "unless-stopped"},
+        "healthcheck": {
+            "test": ["CMD", "python3", "-c", probe],
+            "interval": 10 * 10**9,
+            "timeout": 5 * 10**9,
+            "retries": 3,
+            "start_period": 10 * 10**9,
+        },
+        "mounts": [_volume_mount(department_id)],
+        "tmpfs": {"/tmp": "size=16m,mode=1777"},  # noqa: S108 - the container's own /tmp
+        "detach": True,
+    }
+
+
+def labels_for(department_id: str) -> dict[str, str]:
+    return {LABEL_MANAGED: MANAGED_BY, LABEL_DEPARTMENT: department_id}
+
+
+def _volume_mount(department_id: str) -> Any:
+    from docker.types import Mount
+
+    return Mount(SETTINGS_DIR, volume_name(department_id), type="volume")
+
+
+def settings_archive(inputs: AgentInputs) -> bytes:
+    """settings.json (0400, the agent's uid) as the tar stream put_archive takes."""
+    payload = json.dumps(inputs.agent_variables()).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("settings.json")
+        info.size, info.mode, info.uid, info.gid = len(payload), 0o400, AGENT_UID, AGENT_UID
+        info.mtime = int(time.time())
+        archive.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def free_port(host: str) -> int:
+    # Host networking: the agent binds the port itself. A port another process
+    # takes in between makes the start fail and the step retry on a new one.
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def state_data(state: dict[str, Any]) -> dict[str, Any]:
+    health = (state.get("Health") or {}).get("Status")
+    return {
+        "status": state.get("Status"),
+        "oomKilled": bool(state.get("OOMKilled")),
+        "exitCode": state.get("ExitCode"),
+        "health": health,
+    }
+
+
+def why_stopped(state: dict[str, Any]) -> str:
+    if state.get("OOMKilled"):
+        return " (killed by the kernel: out of memory within its limit)"
+    return f" (exit code {state.get('ExitCode')})" if state.get("ExitCode") else ""
+
+
+def oom_kills(container: Any) -> int:
+    """OOM kills in the container's memory cgroup since it started, from the
+    engine's own ``oom`` events (works whether or not we share its /sys)."""
+    started = (container.attrs.get("State") or {}).get("StartedAt") or ""
+    try:
+        since = int(datetime.fromisoformat(started[:26].rstrip("Z")).timestamp())
+    except ValueError:
+        return 0
+    events = container.client.api.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"container": container.id, "event": "oom"},
+        decode=True,
+    )
+    return sum(1 for _ in events)
+
+
+def log_tail(container: Any, inputs: AgentInputs) -> str:
+    try:
+        text = container.logs(tail=LOG_TAIL_LINES).decode(errors="replace")
+    except Exception as exc:
+        return f"(logs unavailable: {exc})"
+    return inputs.redact(text)
