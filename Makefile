@@ -8,12 +8,12 @@ export RUN_DIR
 .PHONY: engine demo up down test test-unit lint venv env services components migrate status bench fuzz openapi deps-demo deps-test
 
 venv: .venv/.installed
-.venv/.installed: requirements.txt pyproject.toml
+.venv/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v python3.11 >/dev/null || { echo "Python 3.11 is required (python3.11 not found)"; exit 1; }
 	@[ -x $(PY) ] || python3.11 -m venv .venv
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .  # the `provisioning` command
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel  # editable installs need both
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .  # the `provisioning` command
 	@touch $@
 
 env: venv
@@ -87,6 +87,8 @@ test-unit: venv
 
 test: venv test-unit deps-test services
 	@scripts/n8n.sh install
+	@command -v docker-compose >/dev/null || apt-get install -y -qq docker-compose >/dev/null || true
+	@if command -v docker-compose >/dev/null; then docker-compose config -q && echo "docker-compose.yml: valid"; fi
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports

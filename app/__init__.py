@@ -149,7 +149,9 @@ def _init_event_subscribers(app: Flask) -> None:
     from app.api.limits import limiter
     from app.observability.prometheus import exposition, init_metrics
     from app.observability.stream import init_live_stream
+    from app.observability.tracing import init_tracing
 
+    init_tracing(app)
     init_metrics(app)
     limiter.exempt(exposition)  # Prometheus scrapes are not API calls
     init_live_stream(app)

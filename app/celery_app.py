@@ -38,38 +38,31 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 # Seconds between sweeps for webhook deliveries whose message was lost.
 WEBHOOK_REDELIVER_INTERVAL = 30.0
+# Seconds between looks for credentials due for rotation (when rotation is on).
+CREDENTIAL_ROTATION_CHECK_INTERVAL = 3600.0
 
 
 def beat_schedule(settings: Settings) -> dict[str, Any]:
-    """Every periodic task, in one place (tasks are referred to by name)."""
-    schedule: dict[str, Any] = {
-        "sweep-stalled-jobs": {"task": "provisioning.sweep", "schedule": settings.SWEEP_INTERVAL},
-        "redeliver-overdue-webhooks": {
-            "task": "webhooks.redeliver_overdue",
-            "schedule": WEBHOOK_REDELIVER_INTERVAL,
-        },
-    }
-    if settings.DRIFT_CHECK_INTERVAL > 0:
-        schedule["detect-drift"] = {
-            "task": "provisioning.detect_drift",
-            "schedule": settings.DRIFT_CHECK_INTERVAL,
-        }
-    if settings.OAUTH_PURGE_INTERVAL > 0:
-        schedule["purge-oauth-tokens"] = {
-            "task": "provisioning.purge_oauth_tokens",
-            "schedule": settings.OAUTH_PURGE_INTERVAL,
-        }
-    if settings.RETENTION_INTERVAL > 0:
-        schedule["enforce-retention"] = {
-            "task": "provisioning.enforce_retention",
-            "schedule": settings.RETENTION_INTERVAL,
-        }
-    if settings.FINAL_COPY_PURGE_INTERVAL > 0:
-        schedule["purge-final-copies"] = {
-            "task": "provisioning.purge_final_copies",
-            "schedule": settings.FINAL_COPY_PURGE_INTERVAL,
-        }
-    return schedule
+    """Every periodic task, in one place (tasks are referred to by name); an
+    interval of 0 turns a task off."""
+    periodic: tuple[tuple[str, str, float], ...] = (
+        ("sweep-stalled-jobs", "provisioning.sweep", settings.SWEEP_INTERVAL),
+        ("redeliver-overdue-webhooks", "webhooks.redeliver_overdue", WEBHOOK_REDELIVER_INTERVAL),
+        ("detect-drift", "provisioning.detect_drift", settings.DRIFT_CHECK_INTERVAL),
+        ("purge-oauth-tokens", "provisioning.purge_oauth_tokens", settings.OAUTH_PURGE_INTERVAL),
+        ("enforce-retention", "provisioning.enforce_retention", settings.RETENTION_INTERVAL),
+        (
+            "purge-final-copies",
+            "provisioning.purge_final_copies",
+            settings.FINAL_COPY_PURGE_INTERVAL,
+        ),
+        (
+            "rotate-due-credentials",
+            "provisioning.rotate_due_credentials",
+            CREDENTIAL_ROTATION_CHECK_INTERVAL if settings.CREDENTIAL_ROTATION_DAYS > 0 else 0,
+        ),
+    )
+    return {name: {"task": task, "schedule": every} for name, task, every in periodic if every > 0}
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:

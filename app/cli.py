@@ -241,10 +241,11 @@ def sweep_command(as_json: bool) -> None:
 def register_cli(app: Flask) -> None:
     from app import cli_jobs  # noqa: F401 - registers the lifecycle verbs
     from app.cli_final_copies import final_copies_cli
-    from app.cli_secrets import refuse_wrong_key, secrets_cli
+    from app.cli_secrets import refuse_wrong_key, rotate_credentials_command, secrets_cli
     from app.cli_tokens import token_cli
 
     provisioning_cli.add_command(final_copies_cli)
+    provisioning_cli.add_command(rotate_credentials_command)
     for group in (provisioning_cli, token_cli):
         group.callback = refuse_wrong_key
         app.cli.add_command(group)

@@ -71,3 +71,25 @@ def refuse_wrong_key() -> None:
     result: KeyCheck | None = current_app.extensions.get("secrets_key_check")
     if result is not None and not result.ok and config.current().is_production:
         raise click.ClickException(f"refusing to run: {result.line()}")
+
+
+@click.command("rotate-credentials")
+@click.argument("department_id")
+@click.option("--wait", is_flag=True, help="Follow the job live until it ends.")
+@with_appcontext
+def rotate_credentials_command(department_id: str, wait: bool) -> None:
+    """New database password and OAuth secret for DEPARTMENT_ID, without downtime."""
+    from app.cli import _audit as audit
+    from app.cli import _cli_actor, follow
+    from app.domain.services import provisioning
+    from app.domain.services.credentials import request_rotation
+
+    try:
+        submission = request_rotation(department_id, _cli_actor(), settings=config.current())
+    except (provisioning.Conflict, provisioning.NotFound) as exc:
+        audit("rotate_credentials", department_id, "rejected", reason=str(exc))
+        raise click.ClickException(str(exc)) from exc
+    audit("rotate_credentials", department_id, "accepted", provisioningId=str(submission.job_id))
+    click.echo(f"rotating credentials of {department_id}: job {submission.job_id}")
+    if wait and follow(submission.job_id) != "completed":
+        raise SystemExit(1)

@@ -76,13 +76,14 @@ def _revoke_one(token: str) -> None:
     from flask_jwt_extended import decode_token
     from jwt import PyJWTError
 
-    from app.api.token_blocklist import revoke_token
+    from app.api.token_blocklist import revoke_token, token_id
 
     try:
         claims = decode_token(token, allow_expired=True)
     except PyJWTError as exc:
         _audit("token.revoke", "token:-", "rejected:invalid", reason=type(exc).__name__)
         raise click.ClickException(f"not a token signed with this JWT_SECRET: {exc}") from exc
-    revoke_token(str(claims["jti"]), int(claims["exp"]))
-    _audit("token.revoke", f"token:{claims.get('email')}", "ok", jti=claims["jti"])
-    click.echo(f"revoked token {claims['jti']} of {claims.get('email')}")
+    revoked = token_id(claims)
+    revoke_token(revoked, int(claims["exp"]))
+    _audit("token.revoke", f"token:{claims.get('email')}", "ok", jti=revoked)
+    click.echo(f"revoked token {revoked} of {claims.get('email')}")

@@ -206,6 +206,9 @@ class OperationsSettings(_Group):
     """days a deprovision's final copy (`finalCopy=true`) is kept, restorable"""
     FINAL_COPY_PURGE_INTERVAL: SecondsOrOff = 3600.0
     """between beat's purges of expired final copies; 0 turns them off"""
+    CREDENTIAL_ROTATION_DAYS: float = Field(0.0, ge=0, le=3650)
+    """rotate each ACTIVE department's database password and OAuth secret this many days
+    after the last rotation (or creation), checked hourly by beat; 0 turns it off"""
 
 
 class WebhookSettings(_Group):

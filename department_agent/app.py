@@ -23,6 +23,7 @@ from flask import Flask, jsonify
 from werkzeug.wrappers import Response
 
 from department_agent.checks import Redactor, check_database, check_oauth
+from department_agent.credentials import Credentials, CredentialSource
 
 REQUIRED_VARIABLES = (
     "AGENT_DEPARTMENT_ID",
@@ -134,14 +135,35 @@ def describe(settings: AgentSettings) -> dict[str, Any]:
     }
 
 
-def run_health_checks(settings: AgentSettings) -> tuple[dict[str, Any], int]:
-    redact = settings.redactor()
+def initial_credentials(settings: AgentSettings) -> Credentials:
+    password = _url_password(settings)
+    return Credentials((password,) if password else (), settings.oauth_client_secret)
+
+
+def run_health_checks(
+    settings: AgentSettings, source: CredentialSource | None = None
+) -> tuple[dict[str, Any], int]:
+    credentials = (source or CredentialSource(initial_credentials(settings), None)).current()
+    redact = Redactor(
+        [
+            settings.oauth_client_secret,
+            settings.database_url,
+            _url_password(settings),
+            *credentials.database_passwords,
+            credentials.oauth_client_secret,
+        ]
+    )
     checks = {
-        "database": check_database(settings.database_url, settings.database_schema, redact),
+        "database": check_database(
+            settings.database_url,
+            settings.database_schema,
+            redact,
+            credentials.database_passwords,
+        ),
         "oauth": check_oauth(
             settings.oauth_token_url,
             settings.oauth_client_id,
-            settings.oauth_client_secret,
+            credentials.oauth_client_secret,
             redact,
         ),
     }
@@ -150,6 +172,8 @@ def run_health_checks(settings: AgentSettings) -> tuple[dict[str, Any], int]:
         "status": "ok" if healthy else "unhealthy",
         "departmentId": settings.department_id,
         "checks": {name: outcome.as_dict() for name, outcome in checks.items()},
+        # Fingerprints only: lets the orchestrator see a hand-over took effect.
+        "credentials": credentials.describe(),
     }
     return body, 200 if healthy else 503
 
@@ -176,8 +200,9 @@ def with_settings_file(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
-    source = os.environ if environ is None else environ
-    settings = AgentSettings.from_environ(with_settings_file(source))
+    given = with_settings_file(os.environ if environ is None else environ)
+    settings = AgentSettings.from_environ(given)
+    source = CredentialSource(initial_credentials(settings), given.get("AGENT_CREDENTIALS_FILE"))
     app = Flask("department_agent")
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -187,7 +212,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
-        body, status = run_health_checks(settings)
+        body, status = run_health_checks(settings, source)
         return jsonify(body), status
 
     return app

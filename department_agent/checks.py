@@ -15,7 +15,7 @@ import base64
 import hashlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
@@ -23,6 +23,8 @@ from urllib.parse import quote_plus
 import psycopg2
 import requests
 from psycopg2 import sql
+
+from department_agent.credentials import fingerprint
 
 CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 3000
@@ -61,20 +63,37 @@ def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
-def check_database(database_url: str, schema: str, redact: Redactor) -> CheckOutcome:
-    """Connect as the tenant role and prove the tenant schema is usable by it."""
+def check_database(
+    database_url: str, schema: str, redact: Redactor, passwords: Sequence[str] = ()
+) -> CheckOutcome:
+    """Connect as the tenant role and prove the tenant schema is usable by it.
+
+    With ``passwords``, each is tried in order (the URL's own is not used): a
+    rotation hands over the new password before the role switches to it.
+    """
     start = time.perf_counter()
-    try:
-        connection = psycopg2.connect(
-            database_url,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            application_name="department-agent",
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        )
-    except psycopg2.Error as exc:
-        return CheckOutcome(False, _elapsed_ms(start), redact(f"connect failed: {exc}".strip()))
+    connection, used, error = None, "", None
+    for password in passwords or (None,):
+        extra = {} if password is None else {"password": password}
+        try:
+            connection = psycopg2.connect(
+                database_url,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                application_name="department-agent",
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                **extra,
+            )
+        except psycopg2.Error as exc:
+            error = exc
+            continue
+        used = password or ""
+        break
+    if connection is None:
+        return CheckOutcome(False, _elapsed_ms(start), redact(f"connect failed: {error}".strip()))
     try:
         detail, data = _probe_schema(connection, schema)
+        if used:
+            data["credential"] = fingerprint(used)
     except psycopg2.Error as exc:
         detail, data = redact(f"query failed: {exc}".strip()), {}
     finally:

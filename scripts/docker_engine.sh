@@ -85,7 +85,9 @@ cmd_start() {
     local deadline=$((SECONDS + START_TIMEOUT))
     while ((SECONDS < deadline)); do
         if answers "$OWN_HOST"; then
-            chmod 0600 "$SOCKET"  # the engine is root's: only the orchestrator's user may drive it
+            # Root and the `docker` group only (the usual rule; the Compose worker joins it).
+            if getent group docker >/dev/null; then chgrp docker "$SOCKET"; chmod 0660 "$SOCKET";
+            else chmod 0600 "$SOCKET"; fi
             echo "docker engine started (pid $pid, $OWN_HOST, log $LOG)"
             return 0
         fi

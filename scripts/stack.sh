@@ -91,11 +91,16 @@ start() {
         --schedule "$RUN_DIR/celerybeat-schedule"
     # Flower asks for FLOWER_BASIC_AUTH everywhere (flower_app.py); it comes from
     # the environment or .env, never the command line, where any user could read it.
-    FLOWER_BASIC_AUTH="${FLOWER_BASIC_AUTH:-$(env_file_value FLOWER_BASIC_AUTH)}" \
-        start_one flower "$VENV/bin/celery" -A flower_app \
-        flower --address=127.0.0.1 --port="$FLOWER_PORT"
+    # Without it Flower stays off (it would be open to anyone); the rest runs.
+    local flower_auth="${FLOWER_BASIC_AUTH:-$(env_file_value FLOWER_BASIC_AUTH)}"
+    if [ -n "$flower_auth" ]; then
+        FLOWER_BASIC_AUTH="$flower_auth" start_one flower "$VENV/bin/celery" -A flower_app \
+            flower --address=127.0.0.1 --port="$FLOWER_PORT"
+    else
+        log "Flower not started: FLOWER_BASIC_AUTH (user:password) is unset; \`make env\` writes one"
+    fi
     wait_http "http://127.0.0.1:$PORT/openapi.json" api
-    wait_http "http://127.0.0.1:$FLOWER_PORT/healthcheck" flower
+    [ -z "$flower_auth" ] || wait_http "http://127.0.0.1:$FLOWER_PORT/healthcheck" flower
 }
 
 stop_one() {

@@ -50,3 +50,10 @@ def purge_final_copies_task() -> int:
     from app.domain.services.final_copies import purge_expired
 
     return purge_expired()
+
+
+@shared_task(name="provisioning.rotate_due_credentials")
+def rotate_due_credentials_task() -> list[str]:
+    from app.domain.services.credentials import rotate_due
+
+    return rotate_due(current())

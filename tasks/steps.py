@@ -63,7 +63,8 @@ def _compensation_task(definition: saga.SagaStep) -> Task:
 
 
 STEP_TASKS: dict[str, Any] = {
-    step.name: _step_task(f"provisioning.step.{step.name}", step.name) for step in saga.SAGA
+    step.name: _step_task(f"provisioning.step.{step.name}", step.name)
+    for step in (*saga.SAGA, saga.ROTATE_CREDENTIALS)
 }
 # The same runner under names that say what a deprovisioning does (seen in Flower).
 REMOVAL_TASKS: dict[str, Any] = {

@@ -8,6 +8,7 @@ Admins may do everything; a department token may only read its own department.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -75,22 +76,35 @@ def max_ttl() -> timedelta:
 
 
 def _token_acceptable(payload: dict[str, Any]) -> bool:
-    """A token missing its role, email, issue time or expiry is no token at all
-    (401); so is one made to live longer than JWT_MAX_TTL_DAYS (minted before the
-    bound, or elsewhere with the key), or a department token of a department that
-    has since been deprovisioned and created again."""
+    """A token missing its role, email or expiry is no token at all (401); so is
+    one made to live longer than JWT_MAX_TTL_DAYS (minted before the bound, or
+    elsewhere with the key), or a department token of an earlier incarnation of
+    its department."""
     if not payload.get("email") or "role" not in payload:
         return False
-    if not isinstance(payload.get("exp"), int) or not isinstance(payload.get("iat"), int):
-        return False
-    if payload["exp"] - payload["iat"] > max_ttl().total_seconds():
+    if not isinstance(payload.get("exp"), int) or not _lifetime_bounded(payload):
         return False
     if payload["role"] != "department":
         return True
     department_id = payload.get("departmentId")
     if not department_id:
         return False
+    # The original service's department tokens name no incarnation: they open no
+    # existing department and must be re-issued with `flask token create`.
     return payload.get("departmentIncarnation") == current_incarnation(str(department_id))
+
+
+def _lifetime_bounded(payload: dict[str, Any]) -> bool:
+    """exp at most JWT_MAX_TTL_DAYS after iat. The original service's issuers set
+    no iat (its documented payload is email, role, departmentId, exp): such a
+    token is held to the same bound from now, and a user revocation refuses it
+    whenever it was issued (token_blocklist reads a missing iat as 0)."""
+    issued = payload.get("iat")
+    if issued is None:
+        issued = int(time.time())
+    elif not isinstance(issued, int):
+        return False
+    return bool(payload["exp"] - issued <= max_ttl().total_seconds())
 
 
 def mint_token(email: str, role: str, department_id: str | None, ttl: timedelta) -> str:

@@ -29,7 +29,14 @@ from app.domain.services import health, lifecycle, provisioning, queries
 from app.domain.states import DepartmentStatus
 
 blp = Blueprint("departments", __name__, url_prefix="/api", description="Departments")
-audit_endpoints(blp, {"DepartmentResource": "update", "DepartmentRepair": "repair"})
+audit_endpoints(
+    blp,
+    {
+        "DepartmentResource": "update",
+        "DepartmentRepair": "repair",
+        "DepartmentCredentialRotation": "rotate_credentials",
+    },
+)
 
 
 class DepartmentListArgs(PageArgs):
@@ -190,6 +197,27 @@ class DepartmentRepair(MethodView):
         except provisioning.Conflict as exc:
             fail(409, message=str(exc))
         return _accepted(submission, f"Repairing: {', '.join(failing)}")
+
+
+@blp.route("/departments/<department_id:department_id>/rotate-credentials")
+class DepartmentCredentialRotation(MethodView):
+    decorators = [admin_required]
+
+    @blp.response(202, JobAcceptedSchema)
+    @blp.alt_response(404, description="Unknown department")
+    @blp.alt_response(409, description="A job in flight, or the department is not ACTIVE")
+    def post(self, department_id: str) -> Any:
+        """Issue a new tenant database password and OAuth client secret, hand them
+        to the running agent, then revoke the old ones (no downtime)"""
+        from app.domain.services.credentials import request_rotation
+
+        try:
+            submission = request_rotation(department_id, actor(), settings=config.current())
+        except provisioning.NotFound as exc:
+            fail(404, message=str(exc))
+        except provisioning.Conflict as exc:
+            fail(409, message=str(exc))
+        return _accepted(submission, "Credential rotation started")
 
 
 @blp.route("/departments/<department_id:department_id>/history")

@@ -48,6 +48,14 @@ class MetricsArgs(Schema):
         return data
 
 
+class RecentProvisioningSchema(Schema):
+    provisioningId = fields.String()
+    departmentId = fields.String()
+    status = fields.String(metadata={"enum": ["completed", "failed", "cancelled"]})
+    completedAt = timestamp()
+    seconds = fields.Float(allow_none=True, metadata={"description": "submission to end"})
+
+
 class ProvisioningKpisSchema(Schema):
     total = fields.Integer(metadata={"description": "provision jobs submitted in the window"})
     completed = fields.Integer()
@@ -66,6 +74,10 @@ class ProvisioningKpisSchema(Schema):
     )
     peakConcurrent = fields.Integer(
         metadata={"description": "most provision jobs in flight at one moment of the window"}
+    )
+    recent = fields.List(
+        fields.Nested(RecentProvisioningSchema),
+        metadata={"description": "the latest finished provision jobs (up to 30), oldest first"},
     )
 
 

@@ -9,6 +9,7 @@ from app.api.common_schemas import JobAcceptedSchema
 from app.api.doc_fields import JOB_KINDS, JOB_STATUSES, STEP_STATUSES, one_of, timestamp
 from app.domain import department
 from app.domain.department import ConfigRules
+from app.domain.kinds import StepAction
 
 
 class DepartmentConfigSchema(department.DepartmentConfigSchema):
@@ -25,7 +26,7 @@ class ProvisionAcceptedSchema(JobAcceptedSchema):
 
 class JobStepSchema(Schema):
     name = fields.String()
-    action = fields.String()
+    action = one_of(tuple(StepAction), metadata={"description": "what the job does to it"})
     status = one_of(STEP_STATUSES)
     attempts = fields.Integer()
     compensationAttempts = fields.Integer()
@@ -47,6 +48,10 @@ class ProvisionStatusSchema(Schema):
     departmentId = fields.String()
     kind = one_of(JOB_KINDS)
     status = one_of(JOB_STATUSES, metadata={"example": "deploying_workflows"})
+    traceId = fields.String(
+        allow_none=True,
+        metadata={"description": "OpenTelemetry trace id of the job (32 hex digits)"},
+    )
     progress = fields.Dict(
         metadata={
             "description": "percentage, and per component (database, oauth, docker, "

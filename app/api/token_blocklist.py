@@ -1,7 +1,7 @@
 """Revoked API tokens, kept in Redis so every API process refuses them at once.
 
 Two kinds of entry, each expiring when no token it covers could still be valid:
-- ``jti:<id>``: one token, until its own expiry;
+- ``jti:<id>``: one token, until its own expiry (``token_id``);
 - ``email:<address>``: every token of that user issued at or before the stored
   time (a leaked laptop, a person leaving), for JWT_MAX_TTL_DAYS.
 Both are read in one round trip on every authenticated request.
@@ -9,6 +9,8 @@ Both are read in one round trip on every authenticated request.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from functools import lru_cache
 from typing import Any, cast
@@ -46,9 +48,18 @@ def revoke_user(email: str) -> int:
     return now
 
 
+def token_id(payload: dict[str, Any]) -> str:
+    """The token's ``jti``; the original service's tokens have none, so theirs is
+    a digest of the whole payload (the same token, the same digest)."""
+    jti = payload.get("jti")
+    if jti:
+        return str(jti)
+    return "sha256-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def is_revoked(payload: dict[str, Any]) -> bool:
     keys = [
-        f"{PREFIX}jti:{payload.get('jti')}",
+        f"{PREFIX}jti:{token_id(payload)}",
         f"{PREFIX}email:{str(payload.get('email')).lower()}",
     ]
     try:
@@ -58,4 +69,5 @@ def is_revoked(payload: dict[str, Any]) -> bool:
         raise ServiceUnavailable("token revocation list unavailable; try again") from exc
     if by_id is not None:
         return True
+    # A token without an issue time cannot show it is newer than the cutoff.
     return cutoff is not None and int(payload.get("iat", 0)) <= int(cutoff)

@@ -23,7 +23,8 @@ PENDING_KEY = "pending_job_events"
 
 @dataclass(frozen=True)
 class JobEvent:
-    """``type`` is "state" (a transition), "step" (a step's status) or "log"."""
+    """``type`` is "state" (a transition), "step" (a step's status), "log", or
+    "retry" (a transient failure retried after backoff)."""
 
     type: str
     job_id: str

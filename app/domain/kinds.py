@@ -20,6 +20,7 @@ class JobKind(StrEnum):
     DEPROVISION = "deprovision"
     UPDATE = "update"
     REPAIR = "repair"
+    ROTATE_CREDENTIALS = "rotate_credentials"
 
 
 class StepAction(StrEnum):
@@ -66,6 +67,8 @@ class JobPolicy:
     department_on_success: DepartmentStatus
     department_on_failure: DepartmentStatus  # the job failed and nothing was left behind
     department_left_behind: DepartmentStatus  # something could not be undone or removed
+    # What the configuration history says changed besides the configuration itself.
+    history_note: tuple[tuple[str, str], ...] = ()
 
     def step_state(self, step: SagaStep) -> JobState:
         """The job's state while ``step`` runs: building walks the saga's states,
@@ -116,6 +119,17 @@ POLICIES: dict[JobKind, JobPolicy] = {
         records_config_version=False,
         department_while_running=None,
         department_on_failure=DepartmentStatus.DEGRADED,
+        department_left_behind=DepartmentStatus.DEGRADED,
+    ),
+    JobKind.ROTATE_CREDENTIALS: replace(
+        _PROVISION,
+        kind=JobKind.ROTATE_CREDENTIALS,
+        undo=Undo.NOTHING,  # until it completes the old credentials keep working
+        history_note=(
+            ("credentials", "tenant database password and OAuth client secret rotated"),
+        ),
+        department_while_running=None,
+        department_on_failure=DepartmentStatus.ACTIVE,
         department_left_behind=DepartmentStatus.DEGRADED,
     ),
     JobKind.DEPROVISION: JobPolicy(

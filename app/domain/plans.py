@@ -65,6 +65,11 @@ def plan_deprovision() -> tuple[saga.SagaStep, ...]:
     return tuple(reversed(saga.RESOURCE_STEPS))
 
 
+def plan_rotation() -> tuple[saga.SagaStep, ...]:
+    """New credentials handed to the agent, then the usual health checks."""
+    return (saga.ROTATE_CREDENTIALS, saga.step("validate_deployment"))
+
+
 def plan_update(changed_fields: Iterable[str]) -> tuple[saga.SagaStep, ...]:
     return _with_checks(name for field in changed_fields for name in FIELD_STEPS[field])
 

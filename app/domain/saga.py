@@ -85,7 +85,17 @@ SAGA: tuple[SagaStep, ...] = (
     ),
 )
 
-STEPS_BY_NAME: dict[str, SagaStep] = {step.name: step for step in SAGA}
+# Not part of provisioning: the one step of a credential rotation job.
+ROTATE_CREDENTIALS = SagaStep(
+    "rotate_credentials",
+    JobState.ROTATING_CREDENTIALS,
+    "credentials",
+    None,  # replaces secrets in place; a failed rotation leaves the old ones working
+    "Rotating the tenant database password and OAuth client secret",
+    "noop_rotate_credentials",
+)
+
+STEPS_BY_NAME: dict[str, SagaStep] = {step.name: step for step in (*SAGA, ROTATE_CREDENTIALS)}
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in SAGA)
 RESOURCE_STEPS: tuple[SagaStep, ...] = tuple(step for step in SAGA if step.has_resources)
 

@@ -23,6 +23,7 @@ class JobState(StrEnum):
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
     DEPROVISIONING = "DEPROVISIONING"
+    ROTATING_CREDENTIALS = "ROTATING_CREDENTIALS"
 
 
 FORWARD_STATES: tuple[JobState, ...] = (
@@ -45,7 +46,15 @@ def _forward_table() -> dict[JobState, frozenset[JobState]]:
     for index, state in enumerate(FORWARD_STATES):
         later = (*FORWARD_STATES[index + 1 :], JobState.COMPLETED)
         table[state] = frozenset((*later, JobState.ROLLING_BACK))
-    table[JobState.PENDING] |= {JobState.DEPROVISIONING, JobState.FAILED}
+    table[JobState.PENDING] |= {
+        JobState.DEPROVISIONING,
+        JobState.FAILED,
+        JobState.ROTATING_CREDENTIALS,
+    }
+    # Credential rotation is not a provisioning step: it has a branch of its own.
+    table[JobState.ROTATING_CREDENTIALS] = frozenset(
+        {JobState.VALIDATING_DEPLOYMENT, JobState.COMPLETED, JobState.ROLLING_BACK}
+    )
     return table
 
 

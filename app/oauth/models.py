@@ -76,6 +76,9 @@ class OAuthClient(Base, ClientMixin):
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     department_id: Mapped[str] = mapped_column(String(31), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(255))
+    # During a credential rotation the new secret is valid too, until the agent
+    # runs on it; then it becomes secret_hash and the old one stops working.
+    next_secret_hash: Mapped[str | None] = mapped_column(String(255))
     scopes: Mapped[list[str]] = mapped_column(JSONB, default=list)
     grant_types: Mapped[list[str]] = mapped_column(JSONB, default=lambda: [CLIENT_CREDENTIALS])
     audience: Mapped[str] = mapped_column(String(255))
@@ -103,7 +106,13 @@ class OAuthClient(Base, ClientMixin):
         return False
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.is_active and verify_secret(client_secret, self.secret_hash)
+        if not self.is_active:
+            return False
+        if verify_secret(client_secret, self.secret_hash):
+            return True
+        return bool(self.next_secret_hash) and verify_secret(
+            client_secret, self.next_secret_hash or ""
+        )
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in CONFIDENTIAL_AUTH_METHODS

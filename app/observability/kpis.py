@@ -63,6 +63,20 @@ PEAK_SQL = text(
 )
 
 
+RECENT_SQL = text(
+    """
+    SELECT j.id, d.department_id, j.state, j.completed_at,
+           extract(epoch FROM j.completed_at - j.created_at) AS seconds
+    FROM provisioning_jobs j JOIN departments d ON d.id = j.department_pk
+    WHERE j.kind = 'provision' AND j.completed_at IS NOT NULL
+      AND j.created_at >= :start AND j.created_at < :end
+    ORDER BY j.completed_at DESC
+    LIMIT :limit
+    """
+)
+RECENT_JOBS = 30
+
+
 @dataclass(frozen=True)
 class Window:
     start: datetime
@@ -99,4 +113,22 @@ def provisioning_kpis(window: Window) -> dict[str, Any]:
         "p95Seconds": _seconds(summary["p95_seconds"]),
         "rollbackRate": _ratio(failed + cancelled, ended),
         "peakConcurrent": int(peak),
+        "recent": recent_provisionings(window),
     }
+
+
+def recent_provisionings(window: Window, limit: int = RECENT_JOBS) -> list[dict[str, Any]]:
+    """The latest finished provision jobs, oldest first (the dashboard's chart)."""
+    params = {"start": window.start, "end": window.end, "limit": limit}
+    with db.transaction() as session:
+        rows = session.execute(RECENT_SQL, params).mappings().all()
+    return [
+        {
+            "provisioningId": str(row["id"]),
+            "departmentId": row["department_id"],
+            "status": str(row["state"]).lower(),
+            "completedAt": row["completed_at"].isoformat().replace("+00:00", "Z"),
+            "seconds": _seconds(row["seconds"]),
+        }
+        for row in reversed(rows)
+    ]

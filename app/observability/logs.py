@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from celery import signals
 from flask import Flask, Response, g, request
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
 from app.config import Settings
@@ -55,6 +56,10 @@ class ContextFilter(logging.Filter):
         for name in CONTEXT_FIELDS:
             if getattr(record, name, None) is None:
                 setattr(record, name, context.get(name))
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # the job's trace: logs and spans found by the same id
+            record.traceId = f"{span.trace_id:032x}"
+            record.spanId = f"{span.span_id:016x}"
         return True
 
 

@@ -40,6 +40,7 @@ from app.domain import events
 from app.domain.events import JobEvent
 from app.domain.kinds import JobKind
 from app.domain.states import TERMINAL_STATES
+from app.observability.fleet_metrics import fleet, init_http_metrics
 from app.persistence.database import db
 from app.persistence.models import ProvisioningJob
 
@@ -135,15 +136,14 @@ def _on_step(event: JobEvent) -> None:
         COMPENSATIONS.labels(step, status).inc()
 
 
-def _on_log(event: JobEvent) -> None:
-    if event.data.get("level") == "WARNING" and "retrying in" in str(event.data.get("message")):
-        RETRIES.labels(event.kind, str(event.data.get("step") or "unknown")).inc()
+def _on_retry(event: JobEvent) -> None:
+    RETRIES.labels(event.kind, str(event.data.get("step") or "unknown")).inc()
 
 
 HANDLERS: dict[str, Callable[[JobEvent], None]] = {
     "state": _on_state,
     "step": _on_step,
-    "log": _on_log,
+    "retry": _on_retry,
 }
 
 
@@ -209,6 +209,7 @@ def scrape_registry() -> CollectorRegistry:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         registry.register(_in_flight)
+        registry.register(fleet)
         return registry
     return REGISTRY
 
@@ -248,10 +249,12 @@ def init_metrics(app: Flask) -> None:
     """Subscribes to job events and serves /metrics (the app exempts it from rate limits)."""
     events.subscribe(on_job_event)
     app.register_blueprint(exposition)
+    init_http_metrics(app)
     global _in_flight_registered
     if not multiproc_dir() and not _in_flight_registered:
         # Single-process mode (no multiproc dir): the default registry is the scrape.
         REGISTRY.register(_in_flight)
+        REGISTRY.register(fleet)
         _in_flight_registered = True
 
 

@@ -83,8 +83,13 @@ def append(job_id: str, event_name: str, payload: dict[str, Any]) -> str:
     return str(entry_id)
 
 
+STREAMED = frozenset({"state", "step", "log"})
+
+
 def publish(job_event: JobEvent) -> None:
     """The events subscriber: runs after the commit, in the committing process."""
+    if job_event.type not in STREAMED:
+        return  # e.g. "retry", for metrics; its log line is streamed already
     closing_state = _take_mark(job_event)
     append(job_event.job_id, job_event.type, job_event.as_dict())
     if closing_state is not None:

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -28,6 +29,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def current_trace_id() -> str | None:
+    """The trace the job is created in (the API request's), so its id can be
+    shown with the job and searched for in a tracing backend."""
+    context = trace.get_current_span().get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else None
 
 
 class Base(DeclarativeBase):
@@ -109,6 +117,7 @@ class ProvisioningJob(Base):
     completed_at: Mapped[datetime | None]
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     resume_count: Mapped[int] = mapped_column(Integer, default=0)
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=current_trace_id)
 
     department: Mapped[Department] = relationship(back_populates="jobs")
     steps: Mapped[list[JobStep]] = relationship(

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from app.providers.agent_process import DEPARTMENT_ID_PATTERN, MANAGED_BY
+from app.domain.department import is_department_id
+from app.providers.agent_process import MANAGED_BY
 from app.providers.agent_resources import CpuPlan, MemoryPlan, plan_cpu, plan_memory
 from app.providers.base import DepartmentContext, ProviderError
 
-__all__ = ["DEPARTMENT_ID_PATTERN", "AgentInputs", "AgentTarget", "checked_id", "gather_inputs"]
+__all__ = ["AgentInputs", "AgentTarget", "checked_id", "gather_inputs"]
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ class AgentInputs:
 
 
 def checked_id(department_id: str) -> str:
-    """The id becomes a file, user and container name; refuse anything odd."""
-    if not DEPARTMENT_ID_PATTERN.fullmatch(department_id or ""):
+    """The id becomes a file, user and container name: only the domain's
+    department-id rule gets there (every record was validated by it)."""
+    if not is_department_id(department_id):
         raise ProviderError(f"invalid department id {department_id!r}")
     return department_id
 

@@ -18,11 +18,10 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.domain.department import DEPARTMENT_ID
 from app.providers.base import TransientProviderError
 
 MANAGED_BY = "provisioning-orchestrator"
-# Looser than the API's rule on purpose: cleanup must handle any id a record holds.
-DEPARTMENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 STOP_TIMEOUT_SECONDS = 10.0
 KILL_TIMEOUT_SECONDS = 5.0
 
@@ -119,9 +118,7 @@ def stop_agent(pid: int, department_id: str) -> bool:
     raise TransientProviderError(f"agent pid {pid} of {department_id} survived SIGKILL")
 
 
-def stop_all_agents(
-    run_dir: Path, id_pattern: re.Pattern[str] = DEPARTMENT_ID_PATTERN
-) -> list[str]:
+def stop_all_agents(run_dir: Path, id_pattern: re.Pattern[str] = DEPARTMENT_ID) -> list[str]:
     """Stops every agent recorded under ``run_dir`` (used by `make down`)."""
     stopped = []
     for pidfile in sorted((run_dir / "agents").glob("*.pid")):

@@ -50,6 +50,7 @@ from app.providers.docker_agent import (
     LABEL_VERSION,
     SETTINGS_DIR,
     container_spec,
+    credentials_archive,
     free_port,
     labels_for,
     log_tail,
@@ -126,6 +127,21 @@ class DockerContainerProvider:
         department_id = checked_id(context.department_id)
         try:
             self._remove_all(self._client(), department_id)
+        except ENGINE_ERRORS as exc:
+            raise TransientProviderError(f"Docker engine: {exc}") from exc
+
+    def hand_over(self, context: DepartmentContext, passwords: list[str], secret: str) -> None:
+        """New credentials into the running container's settings volume; the agent
+        re-reads the file at its next request (no restart)."""
+        department_id = checked_id(context.department_id)
+        try:
+            running = [
+                c for c in self._mine(self._client(), department_id) if c.status == "running"
+            ]
+            if not running:
+                raise ProviderError(f"no running agent container for {department_id}")
+            for container in running:
+                container.put_archive(SETTINGS_DIR, credentials_archive(passwords, secret))
         except ENGINE_ERRORS as exc:
             raise TransientProviderError(f"Docker engine: {exc}") from exc
 

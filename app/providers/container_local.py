@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.providers import agent_users
+from app.providers import agent_handover, agent_users
 from app.providers.agent_files import AgentFiles
 from app.providers.agent_http import answers, probe_health
 from app.providers.agent_inputs import (
@@ -132,7 +132,7 @@ class LocalContainerProvider:
         environ = verified_agent_environ(pid, department_id)
         if environ is None:
             return None
-        if {k: v for k, v in environ.items() if k.startswith("AGENT_")} != inputs.agent_variables():
+        if agent_handover.agent_settings(environ) != inputs.agent_variables():
             logger.info("agent %s runs with outdated settings; restarting", department_id)
             return None
         if outputs != {**outputs, **inputs.resource_outputs()}:
@@ -143,10 +143,16 @@ class LocalContainerProvider:
             return None
         return outputs
 
+    def hand_over(self, context: DepartmentContext, passwords: list[str], secret: str) -> None:
+        with self._files.locked(checked_id(context.department_id)):
+            identity = agent_users.ensure_identity(context.department_id, self._home_root)
+            agent_handover.write_credentials(identity, passwords, secret)
+
     # Start and stop
 
     def _start(self, department_id: str, inputs: AgentInputs) -> dict[str, Any]:
         identity = agent_users.ensure_identity(department_id, self._home_root)
+        agent_handover.credentials_file(identity.home).unlink(missing_ok=True)  # a fresh start
         pid, port, log_offset = self._launch(department_id, inputs, identity)
         outputs = {
             "runtime": "local",
@@ -257,6 +263,7 @@ def _process_environment(inputs: AgentInputs, home: Path) -> dict[str, str]:
         # If setproctitle is ever installed it must not overwrite the
         # environ block that identifies this process.
         "SPT_NOENV": "1",
+        agent_handover.CREDENTIALS_VARIABLE: str(agent_handover.credentials_file(home)),
         **inputs.environment,
     }
 

@@ -112,6 +112,12 @@ class PostgresTenantProvider:
             "tables": list(BASELINE_TABLES),
         }
 
+    def set_password(self, context: DepartmentContext, password: str) -> None:
+        """The role's password becomes ``password`` (sent as a SCRAM verifier);
+        sessions already open stay, new ones need the new password."""
+        with self._admin() as conn, conn.cursor() as cur:
+            self._upsert_role(cur, role_name(context), password)
+
     def _create_role_and_schema(self, role: str, schema: str, password: str) -> None:
         with self._admin() as conn, conn.cursor() as cur:
             # One lock for all tenants: concurrent REVOKE/GRANTs on the shared

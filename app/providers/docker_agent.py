@@ -20,6 +20,8 @@ from app.providers.agent_process import MANAGED_BY
 AGENT_UID = 10001
 SETTINGS_DIR = "/run/agent"
 SETTINGS_FILE = f"{SETTINGS_DIR}/settings.json"
+# Written by a credential rotation into the same volume; the agent re-reads it.
+CREDENTIALS_FILE = f"{SETTINGS_DIR}/credentials.json"
 LABEL_MANAGED = "managed-by"
 LABEL_DEPARTMENT = "department-id"
 LABEL_VERSION = "config-version"
@@ -55,7 +57,10 @@ def container_spec(
             LABEL_PORT: str(port),
             LABEL_INSTANCE: instance,
         },
-        "environment": {"AGENT_SETTINGS_FILE": SETTINGS_FILE},
+        "environment": {
+            "AGENT_SETTINGS_FILE": SETTINGS_FILE,
+            "AGENT_CREDENTIALS_FILE": CREDENTIALS_FILE,
+        },
         "user": f"{AGENT_UID}:{AGENT_UID}",
         "read_only": True,
         "cap_drop": ["ALL"],
@@ -91,10 +96,19 @@ def _volume_mount(department_id: str) -> Any:
 
 def settings_archive(inputs: AgentInputs) -> bytes:
     """settings.json (0400, the agent's uid) as the tar stream put_archive takes."""
-    payload = json.dumps(inputs.agent_variables()).encode()
+    return _archive("settings.json", json.dumps(inputs.agent_variables()).encode())
+
+
+def credentials_archive(database_passwords: list[str], oauth_secret: str) -> bytes:
+    """credentials.json, what a rotation hands the running agent (credentials.py)."""
+    payload = {"databasePasswords": database_passwords, "oauthClientSecret": oauth_secret}
+    return _archive("credentials.json", json.dumps(payload).encode())
+
+
+def _archive(name: str, payload: bytes) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("settings.json")
+        info = tarfile.TarInfo(name)
         info.size, info.mode, info.uid, info.gid = len(payload), 0o400, AGENT_UID, AGENT_UID
         info.mtime = int(time.time())
         archive.addfile(info, io.BytesIO(payload))

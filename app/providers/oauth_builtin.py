@@ -142,6 +142,25 @@ class BuiltinOAuthProvider:
             current = context.secrets.get(SECRET_NAME) or secret
             _reconcile(client, department_id, scopes, current)
 
+    # -- credential rotation --------------------------------------------------
+
+    @staticmethod
+    def stage_secret(context: DepartmentContext, secret: str) -> None:
+        """Makes ``secret`` valid alongside the current one."""
+        with db.transaction() as session:
+            client = _locked_client(session, context.department_id)
+            if not verify_secret(secret, client.secret_hash):
+                client.next_secret_hash = hash_secret(secret)
+
+    @staticmethod
+    def commit_secret(context: DepartmentContext, secret: str) -> None:
+        """``secret`` becomes the only valid one: the previous secret is revoked."""
+        with db.transaction() as session:
+            client = _locked_client(session, context.department_id)
+            if not verify_secret(secret, client.secret_hash):
+                client.secret_hash = hash_secret(secret)
+            client.next_secret_hash = None
+
     # -- check ----------------------------------------------------------------
 
     def _probe(self, client_id: str, secret: str, department_id: str, data: dict[str, Any]) -> str:
@@ -184,6 +203,17 @@ class BuiltinOAuthProvider:
                 auth[0],
                 _redact(str(exc), auth[1]),
             )
+
+
+def _locked_client(session: Any, department_id: str) -> OAuthClient:
+    client = session.scalars(
+        select(OAuthClient)
+        .where(OAuthClient.client_id == client_id_for(department_id))
+        .with_for_update()
+    ).one_or_none()
+    if client is None:
+        raise ProviderError(f"no OAuth client for {department_id}")
+    return client
 
 
 def _reconcile(client: OAuthClient, department_id: str, scopes: list[str], secret: str) -> None:

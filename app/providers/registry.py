@@ -77,6 +77,14 @@ def _container(settings: Settings) -> Provider:
     return LocalContainerProvider(run_dir=Path(settings.RUN_DIR), **target)
 
 
+def _rotator(database: PostgresTenantProvider, oauth: Provider, container: Provider) -> Provider:
+    from app.providers.credential_rotation import CredentialRotator
+    from app.providers.oauth_builtin import BuiltinOAuthProvider
+
+    assert isinstance(oauth, BuiltinOAuthProvider)
+    return CredentialRotator(database=database, oauth=oauth, container=container)
+
+
 def _workflows(settings: Settings) -> Provider:
     from app.providers.workflows_n8n import N8nWorkflowProvider
 
@@ -94,13 +102,17 @@ def _gateway(settings: Settings) -> Provider:
 @cache
 def providers(settings: Settings) -> dict[str, Provider]:
     """Provider name -> driver, fault-wrapped when (and only when) tests enable it."""
+    database = PostgresTenantProvider(tenant_database_url=settings.tenant_database_url)
+    oauth = _oauth(settings)
+    container = _container(settings)
     built: dict[str, Provider] = {
         "validation": ConfigValidationProvider(ConfigRules.of(settings)),
-        "database": PostgresTenantProvider(tenant_database_url=settings.tenant_database_url),
-        "oauth": _oauth(settings),
-        "container": _container(settings),
+        "database": database,
+        "oauth": oauth,
+        "container": container,
         "workflows": _workflows(settings),
         "gateway": _gateway(settings),
+        "credentials": _rotator(database, oauth, container),
     }
     injector = FaultInjector(settings.REDIS_URL) if settings.FAULT_INJECTION_ENABLED else None
     if injector is not None:

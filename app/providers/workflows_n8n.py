@@ -1,28 +1,17 @@
 """n8n workflows per department, driven through n8n's public REST API (/api/v1).
 
-Each catalogue workflow comes from ``n8n_templates/<name>.json``: an envelope
-``{"templateVersion": N, "description": ..., "workflow": {nodes, connections,
-settings}}``. The envelope exists because the public API rejects unknown fields
-on the workflow and its settings, so the version cannot ride along there; it is
-recorded instead in a marker in the trigger node's ``notes``, together with a
-hash of the rendered workflow, so ``create`` can tell whether an existing
-workflow already matches what it would create.
+What each workflow looks like is ``workflow_templates``' business; this module
+makes exactly those exist in n8n, tagged and active.
 
 A department's workflows are named ``<departmentId>:<workflow>`` and tagged
 ``dept:<departmentId>`` (shortened with a hash when longer than n8n's 24
 character tag limit). Lookups use the tag first and the name prefix second,
 because a crash between creating and tagging leaves an untagged workflow.
-
-Config keys read: ``workflows`` (list of catalogue names), ``departmentName``
-(falls back to ``name``, then the id) and ``adminEmail`` (may be absent).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +26,18 @@ from app.providers.base import (
     checked_department_id,
 )
 from app.providers.http import request
+from app.providers.workflow_templates import (
+    DEFAULT_TEMPLATES_DIR,
+    Workflow,
+    build_workflow,
+    is_activatable,
+    marker_of,
+    wanted_workflows,
+    workflow_name,
+)
 
-CATALOGUE = ("email", "google_drive", "google_calendar", "database", "notifications")
-DEFAULT_TEMPLATES_DIR = Path(__file__).with_name("n8n_templates")
-PLACEHOLDER = re.compile(r"\{\{po:([A-Za-z]+)\}\}")
-MARKER_PREFIX = "provisioning-orchestrator:"
 TAG_MAX_LENGTH = 24  # n8n's column limit; longer names fail with a misleading 409
 PAGE_LIMIT = 250  # the public API's maximum page size
-# Fixed namespace so a department's webhook ids are stable across retries.
-WEBHOOK_NAMESPACE = uuid.UUID("8d4c3f2e-5b7a-4e61-9f0d-2a6b1c9e7d35")
-# Trigger types that cannot be activated (they only run from the editor).
-MANUAL_TRIGGERS = frozenset({"n8n-nodes-base.manualTrigger"})
-
-Workflow = dict[str, Any]
 
 
 def validate_department_id(department_id: str) -> str:
@@ -62,58 +50,6 @@ def department_tag(department_id: str) -> str:
         return tag
     digest = hashlib.sha256(department_id.encode()).hexdigest()[:8]
     return f"dept:{department_id[:10]}~{digest}"
-
-
-def workflow_name(department_id: str, workflow: str) -> str:
-    return f"{department_id}:{workflow}"
-
-
-def render(value: Any, values: dict[str, str]) -> Any:
-    """Fill ``{{po:key}}`` placeholders inside the parsed template's strings.
-
-    Working on parsed values means a quote or backslash in a department name
-    can never break the JSON. n8n evaluates any string starting with ``=`` as
-    an expression, so placeholders are refused inside expressions, and a value
-    that would turn a plain string into one is refused too (no code injection).
-    """
-    if isinstance(value, dict):
-        return {key: render(item, values) for key, item in value.items()}
-    if isinstance(value, list):
-        return [render(item, values) for item in value]
-    if not isinstance(value, str) or not PLACEHOLDER.search(value):
-        return value
-    if value.startswith("="):
-        raise ProviderError(f"template places a placeholder inside an n8n expression: {value!r}")
-
-    def substitute(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in values:
-            raise ProviderError(f"template uses unknown placeholder {{{{po:{key}}}}}")
-        return values[key]
-
-    rendered = PLACEHOLDER.sub(substitute, value)
-    if rendered.startswith("="):
-        raise ProviderError(f"value {rendered[:40]!r} would be evaluated as an n8n expression")
-    return rendered
-
-
-def is_activatable(body: Workflow) -> bool:
-    """True when the workflow has a trigger n8n can run on its own."""
-    for node in body.get("nodes", []):
-        node_type = node.get("type", "")
-        if node_type in MANUAL_TRIGGERS:
-            continue
-        if node_type.endswith(("Trigger", ".webhook")):
-            return True
-    return False
-
-
-def marker_of(workflow: Workflow) -> str | None:
-    for node in workflow.get("nodes", []):
-        notes = node.get("notes") or ""
-        if notes.startswith(MARKER_PREFIX):
-            return notes
-    return None
 
 
 def oldest_first(workflows: list[Workflow], name: str) -> list[Workflow]:
@@ -142,8 +78,9 @@ class N8nWorkflowProvider:
 
     def create(self, context: DepartmentContext) -> dict[str, Any]:
         department_id = validate_department_id(context.department_id)
-        wanted = self._wanted(context.config)
-        bodies = {wf: self._build(context, wf) for wf in wanted}  # fail before any call
+        wanted = wanted_workflows(context.config)
+        # Every body is rendered before any call, so a bad template changes nothing.
+        bodies = {wf: build_workflow(context, self._templates_dir, wf) for wf in wanted}
         tag = self._ensure_tag(department_tag(department_id))
         existing = self._department_workflows(department_id)
         ids = {wf: self._converge(department_id, bodies[wf], tag, existing) for wf in wanted}
@@ -165,7 +102,7 @@ class N8nWorkflowProvider:
         watch = Stopwatch()
         try:
             department_id = validate_department_id(context.department_id)
-            wanted = self._wanted(context.config)
+            wanted = wanted_workflows(context.config)
             existing = self._department_workflows(department_id)
         except ProviderError as exc:
             return CheckResult(
@@ -183,54 +120,6 @@ class N8nWorkflowProvider:
             detail="; ".join(problems) or f"{len(wanted)} workflow(s) present and active",
             data={"workflows": states},
         )
-
-    # ------------------------------------------------------------ templates
-
-    def _wanted(self, config: dict[str, Any]) -> list[str]:
-        names = config.get("workflows", [])
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ProviderError("config.workflows must be a list of workflow names")
-        unknown = sorted(set(names) - set(CATALOGUE))
-        if unknown:
-            raise ProviderError(f"unknown workflow(s) {unknown}; catalogue: {list(CATALOGUE)}")
-        return list(dict.fromkeys(names))  # de-duplicate, keep order
-
-    def _load_template(self, workflow: str) -> dict[str, Any]:
-        path = self._templates_dir / f"{workflow}.json"
-        try:
-            template = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ProviderError(f"cannot read n8n template {path}: {exc}") from exc
-        if not isinstance(template.get("templateVersion"), int) or "workflow" not in template:
-            raise ProviderError(f"{path} lacks templateVersion or workflow")
-        return template
-
-    def _build(self, context: DepartmentContext, workflow: str) -> Workflow:
-        """Rendered request body, its trigger node carrying the version marker."""
-        template = self._load_template(workflow)
-        department_id = context.department_id
-        values = {
-            "departmentId": department_id,
-            "departmentName": str(
-                context.config.get("departmentName") or context.config.get("name") or department_id
-            ),
-            "adminEmail": str(context.config.get("adminEmail") or ""),
-            "workflow": workflow,
-            "templateVersion": str(template["templateVersion"]),
-            "webhookPath": f"{department_id}-{workflow}",
-            "webhookId": str(uuid.uuid5(WEBHOOK_NAMESPACE, f"{department_id}:{workflow}")),
-        }
-        rendered = render(template["workflow"], values)
-        body: Workflow = {
-            "name": workflow_name(department_id, workflow),
-            "nodes": rendered["nodes"],
-            "connections": rendered["connections"],
-            "settings": rendered.get("settings", {}),
-        }
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-        marker = f"{MARKER_PREFIX} {workflow} template v{template['templateVersion']} #{digest}"
-        body["nodes"][0]["notes"] = marker
-        return body
 
     # ------------------------------------------------------------ convergence
 

@@ -160,6 +160,13 @@ def test_fleet_page_lists_and_filters_departments(
     playwright_api.expect(checking).to_have_count(0, timeout=60_000)
     link = page.get_attribute(f"{row} a", "href")
     assert link == f"/dashboard/{department_id}"
+    # The original service's targets open the page, with recent provisioning times.
+    page.wait_for_selector("#kpis:not([hidden])")
+    assert page.inner_text("#kpi-success .kpi-value").endswith("%")
+    assert page.inner_text("#kpi-average .kpi-value").endswith(("s", "min"))
+    assert page.inner_text("#kpi-rollback .kpi-value").endswith("%")
+    assert int(page.inner_text("#kpi-peak .kpi-value")) >= 1
+    assert page.locator("#recent-chart rect.bar").count() >= 1
     screenshot(page, "dashboard-fleet.png")
     assert page.problems == []  # type: ignore[attr-defined]
 

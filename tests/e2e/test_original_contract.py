@@ -164,6 +164,7 @@ def test_every_original_example_round_trips(live_stack: Stack, app: Flask) -> No
     _original_tools_granted_and_served(final, body["deploymentUrl"])
     _list_example(token, department_id)
     _health_example(token, department_id)
+    _department_tokens_are_reissued(app, department_id)
     _deprovision_example(live_stack, token, department_id)
 
 
@@ -218,6 +219,16 @@ def _health_example(token: str, department_id: str) -> None:
     a_time(health.json()["lastCheck"])
 
 
+def _department_tokens_are_reissued(app: Flask, department_id: str) -> None:
+    """README: the original's department tokens lack the department's incarnation,
+    so they are refused; one issued here reads its department."""
+    path = f"/api/departments/{department_id}/health"
+    original = original_token(app, role="department", departmentId=department_id)
+    assert call("GET", path, original).status_code == 401
+    reissued = make_token(app, "department", department_id)
+    assert call("GET", path, reissued).status_code == 200
+
+
 def _deprovision_example(live_stack: Stack, token: str, department_id: str) -> None:
     gone = call("DELETE", f"/api/deprovision/{department_id}", token)
     assert gone.status_code == 202, gone.text
@@ -241,6 +252,21 @@ def test_the_original_token_payload_is_accepted_and_its_roles_hold(
     expired = original_token(app, exp=int(time.time()) - 60)
     assert call("GET", "/api/departments", expired).status_code == 401
     assert call("GET", "/api/departments", make_token(app)).status_code == 200
+
+
+def test_tokens_without_iat_still_obey_the_lifetime_bound_and_revocation(
+    live_stack: Stack, app: Flask
+) -> None:
+    """The original's payload has no iat: the bound on a token's life is counted
+    from now, and revoking the user refuses it whenever it was issued."""
+    century = original_token(app, exp=int(time.time()) + 100 * 365 * 86400)
+    assert call("GET", "/api/departments", century).status_code == 401
+    email = f"leaver-{uuid.uuid4().hex[:6]}@synrgscaling.com"
+    token = original_token(app, email=email)
+    assert call("GET", "/api/departments", token).status_code == 200
+    revoked = app.test_cli_runner().invoke(args=["token", "revoke", "--email", email])
+    assert revoked.exit_code == 0, revoked.output
+    assert call("GET", "/api/departments", token).status_code == 401
 
 
 def test_the_committed_openapi_yaml_is_what_the_api_serves(live_stack: Stack) -> None:

@@ -64,6 +64,21 @@ def test_a_revoked_token_is_refused_by_every_api_process(app: Flask, live_stack:
     assert _statuses(other) == {200}  # one token, not the user
 
 
+def test_tokens_in_the_original_services_format_are_bounded_and_revocable(
+    app: Flask, live_stack: Stack
+) -> None:
+    """Its issuer signs only email, role, departmentId and exp: no iat, no jti."""
+    secret = app.config["JWT_SECRET_KEY"]
+    claims = {"email": "original@example.com", "role": "admin", "departmentId": "hr"}
+    century = jwt.encode({**claims, "exp": int(time.time()) + 100 * 365 * 86400}, secret)
+    assert _statuses(century) == {401}
+    token = jwt.encode({**claims, "exp": int(time.time()) + 3600}, secret)
+    assert _statuses(token) == {200}
+    result = app.test_cli_runner().invoke(args=["token", "revoke", token])
+    assert result.exit_code == 0, result.output
+    assert _statuses(token) == {401}
+
+
 def test_revoking_a_user_refuses_every_token_issued_so_far(app: Flask, live_stack: Stack) -> None:
     tokens = [make_token(app, email="leaver@example.com") for _ in range(3)]
     result = app.test_cli_runner().invoke(args=["token", "revoke", "--email", "leaver@example.com"])

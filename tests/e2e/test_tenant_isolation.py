@@ -9,6 +9,8 @@ everything it does to a department; no role may come out with more than it had.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import psycopg2
@@ -18,9 +20,16 @@ from flask.testing import FlaskClient
 from psycopg2 import sql
 
 from app import config
-from tests.conftest import TENANT_URL, TEST_DB, Stack, department_payload
+from tests.conftest import (
+    STATE_URL,
+    TENANT_URL,
+    TEST_DB,
+    Stack,
+    department_payload,
+    new_department_id,
+)
 from tests.e2e.conftest import submit, wait_for_job
-from tests.support import tenant_db
+from tests.support import stack, tenant_db
 from tests.support.tenant_db import gained, role_snapshot
 
 TENANTS_DB = f"{TEST_DB}_tenants"
@@ -240,3 +249,48 @@ def _drop_database(name: str) -> None:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     conn.close()
+
+
+def test_make_migrate_closes_the_databases_and_lets_older_tenants_in_by_name(
+    live_stack: Stack,
+) -> None:
+    """A tenant created before these rules (schema and role only, no grant, no
+    group) keeps working after the upgrade's `scripts/ensure_databases.py`."""
+    role, schema = tenant_db.names(new_department_id())
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TENANTS_DB)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        cur.execute(
+            sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(role)
+            )
+        )
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        psycopg2.connect(host="127.0.0.1", user=role, dbname=TENANTS_DB).close()
+
+    stack_env = {**live_stack.env, "DATABASE_URL": STATE_URL, "TENANT_DATABASE_URL": TENANT_URL}
+    subprocess.run(
+        [sys.executable, "scripts/ensure_databases.py"],
+        cwd=stack.ROOT,
+        env=stack_env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+    psycopg2.connect(host="127.0.0.1", user=role, dbname=TENANTS_DB).close()
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT datname FROM pg_database WHERE has_database_privilege('public', oid, 'CONNECT')"
+        )
+        open_to_public = {row[0] for row in cur.fetchall()}
+        cur.execute("SELECT pg_has_role(%s, 'po_tenants', 'MEMBER')", (role,))
+        in_group = cur.fetchone()[0]
+        cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    conn.close()
+    assert in_group
+    stack_databases = {"postgres", "template1", "n8n", TEST_DB, TENANTS_DB}
+    assert open_to_public & stack_databases == set()

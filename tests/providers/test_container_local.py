@@ -73,6 +73,7 @@ def test_create_starts_an_agent_that_serves_index_and_health(department: Departm
         "departmentName": "Agent Test Department",
         "workflows": ["intake"],
         "tools": ["search", "mail"],
+        "toolBehaviours": {"search": "search", "mail": "mail"},
     }
     health = get(outputs, "/health")
     assert health.status_code == 200, health.text

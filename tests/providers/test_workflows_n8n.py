@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from app.providers.base import DepartmentContext, ProviderError, TransientProviderError
-from app.providers.workflows_n8n import CATALOGUE, N8nWorkflowProvider, department_tag
+from app.providers.workflow_templates import CATALOGUE
+from app.providers.workflows_n8n import N8nWorkflowProvider, department_tag
 from tests.support.n8n import N8nInstance, department, ensure_n8n
 
 pytestmark = pytest.mark.slow

@@ -42,7 +42,11 @@ def _admin(**changes: Any) -> dict[str, Any]:
         ({}, True),
         ({"exp": int(time.time()) + 30 * DAY}, True),
         ({"exp": int(time.time()) + 31 * DAY}, False),  # longer than JWT_MAX_TTL_DAYS
-        ({"iat": None}, False),  # a lifetime cannot be judged without an issue time
+        # The original service's tokens carry no iat: their life is bounded from now.
+        ({"iat": None}, True),
+        ({"iat": None, "exp": int(time.time()) + 31 * DAY}, False),
+        ({"iat": "yesterday"}, False),
+        ({"exp": None}, False),
         ({"email": None}, False),
         ({"role": None}, False),
         ({"role": "department"}, False),  # without its departmentId
@@ -50,6 +54,15 @@ def _admin(**changes: Any) -> dict[str, Any]:
 )
 def test_which_tokens_are_acceptable(changes: dict[str, Any], acceptable: bool) -> None:
     assert _token_acceptable(_admin(**changes)) is acceptable
+
+
+def test_a_token_without_jti_is_identified_by_its_whole_payload() -> None:
+    from app.api.token_blocklist import token_id
+
+    original = {"email": "a@x.com", "role": "admin", "exp": 2_000_000_000}
+    assert token_id(original) == token_id(dict(reversed(original.items())))
+    assert token_id(original) != token_id({**original, "exp": 2_000_000_001})
+    assert token_id({**original, "jti": "abc"}) == "abc"
 
 
 def _edge_app() -> Flask:

@@ -12,6 +12,7 @@ PLANS = {
     JobKind.UPDATE: "the steps the changed fields feed",
     JobKind.REPAIR: "the steps the failing checks need",
     JobKind.DEPROVISION: "every resource step, last first",
+    JobKind.ROTATE_CREDENTIALS: "`rotate_credentials`, then the health checks",
 }
 HEADER = (
     "| kind | runs | each step | deadline | starts in | step done / failed | a failed step "

@@ -43,7 +43,7 @@ def test_hostile_text_is_redacted_in_linear_time(unit: str) -> None:
     # The old patterns took 7 s on 2 KB of "token" and grew with the cube of
     # the length; linear ones take milliseconds and grow 16x for 16x the text.
     assert large < 0.5
-    assert large < max(small, 0.001) * 64
+    assert large < max(small, 0.005) * 64  # floor: a scheduling hiccup is not growth
 
 
 @pytest.mark.parametrize(

@@ -79,6 +79,56 @@
     await checkAll(pending, mine);
   }
 
+  /* The original service's targets, at a glance (admins: /api/metrics is theirs). */
+  const SVG = "http://www.w3.org/2000/svg";
+  const percent = (ratio) => (ratio === null ? "—" : `${(ratio * 100).toFixed(1)}%`);
+  const duration = (s) => (s === null ? "—" : s < 90 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`);
+
+  function setKpi(id, text, met) {
+    const box = document.getElementById(id);
+    box.querySelector(".kpi-value").textContent = text;
+    box.dataset.met = met === null ? "" : met ? "yes" : "no";
+  }
+
+  function chart(recent) {
+    const svg = document.getElementById("recent-chart");
+    const longest = Math.max(1, ...recent.map((job) => job.seconds || 0));
+    const slots = Math.max(recent.length, 30); // the API sends up to 30: newest at the right
+    const width = 600 / slots;
+    const offset = slots - recent.length;
+    svg.replaceChildren(...recent.map((job, index) => {
+      const height = Math.max(2, ((job.seconds || 0) / longest) * 110);
+      const bar = document.createElementNS(SVG, "rect");
+      bar.setAttribute("class", job.status === "completed" ? "bar" : "bar failed");
+      bar.setAttribute("x", String((offset + index) * width + 1));
+      bar.setAttribute("y", String(120 - height));
+      bar.setAttribute("width", String(Math.max(width - 2, 1)));
+      bar.setAttribute("height", String(height));
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = `${job.departmentId}: ${job.status}, ${duration(job.seconds)}`;
+      bar.append(title);
+      return bar;
+    }));
+  }
+
+  async function loadKpis() {
+    if (!PO.isAdmin()) return;
+    let body;
+    try {
+      body = await PO.api("GET", "/api/metrics?window=24h");
+    } catch (error) {
+      return; // the fleet list still works; the figures are a bonus
+    }
+    const kpi = body.provisioning;
+    const met = (value, ok) => (value === null ? null : ok(value));
+    setKpi("kpi-success", percent(kpi.successRate), met(kpi.successRate, (v) => v > 0.95));
+    setKpi("kpi-average", duration(kpi.averageSeconds), met(kpi.averageSeconds, (v) => v < 180));
+    setKpi("kpi-rollback", percent(kpi.rollbackRate), met(kpi.rollbackRate, (v) => v < 0.05));
+    setKpi("kpi-peak", String(kpi.peakConcurrent), null);
+    chart(kpi.recent || []);
+    document.getElementById("kpis").hidden = false;
+  }
+
   function onFilter() {
     const params = new URLSearchParams(window.location.search);
     if (filter().value) params.set("status", filter().value);
@@ -92,7 +142,7 @@
     const wanted = new URLSearchParams(window.location.search).get("status");
     if (wanted) filter().value = wanted;
     filter().addEventListener("change", onFilter);
-    document.getElementById("refresh").addEventListener("click", load);
-    PO.start(load);
+    document.getElementById("refresh").addEventListener("click", () => { loadKpis(); load(); });
+    PO.start(() => { loadKpis(); load(); });
   });
 })();

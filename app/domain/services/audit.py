@@ -3,7 +3,7 @@
 Conventions for callers of ``record_action``:
 
 - ``action``: a verb such as "provision", "deprovision", "cancel", "update",
-  "repair", "cleanup", "retry", "sweep", "token.create".
+  "repair", "cleanup", "retry", "sweep", "retention", "token.create".
 - ``target``: the departmentId for department actions; otherwise a prefixed
   name ("job:<provisioningId>", "token:<email>", "jobs").
 - ``outcome``: "accepted", "ok", "conflict", "rejected:<status or reason>",

@@ -27,7 +27,7 @@ from app.domain.services.job_records import (
     record_resources,
     step_record,
 )
-from app.domain.services.journal import journal, step_event, transition
+from app.domain.services.journal import emit, journal, step_event, transition
 from app.domain.services.retries import backoff, describe_error
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
@@ -91,9 +91,12 @@ def run_compensation(
         step_id, context, restore = started
         component = provider(settings, saga.step(step_name).provider)
         try:
-            with (
-                guards.heartbeat(job_id, step_id, settings.HEARTBEAT_INTERVAL),
-                guards.time_limit(settings.STEP_TIMEOUT, "compensation exceeded STEP_TIMEOUT"),
+            with guards.provider_call(
+                job_id,
+                step_id,
+                settings.HEARTBEAT_INTERVAL,
+                settings.STEP_TIMEOUT,
+                "compensation exceeded STEP_TIMEOUT",
             ):
                 # An update is undone by converging back to the previous
                 # configuration; anything else by removing what was made.
@@ -148,6 +151,7 @@ def _after_error(job_id: uuid.UUID, step_name: str, exc: Exception, settings: Se
                 f"removing {step_name} failed ({message}); retrying in {countdown:g}s",
                 step_name,
             )
+            emit(session, job, "retry", step=step_name, action="compensation", attempt=attempts)
             return RetryLater(countdown, message)
         record.status = StepStatus.COMPENSATION_FAILED
         record.error = f"compensation failed: {message}"

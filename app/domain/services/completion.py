@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.kinds import JobPolicy, policy_of
 from app.domain.services.journal import journal, transition
-from app.domain.states import JobState
+from app.domain.states import DepartmentStatus, JobState
 from app.persistence.models import Department, DepartmentConfigVersion, ProvisioningJob, utcnow
 
 
@@ -35,7 +35,12 @@ def finish_job(session: Session, job: ProvisioningJob) -> None:
     resources = department.resources or {}
     department.deployment_url = resources.get("configure_gateway", {}).get("url")
     department.container_url = resources.get("deploy_container", {}).get("url")
-    journal(session, job, "INFO", f"department {department.department_id} is {department.status}")
+    ended = (
+        "deprovisioned"
+        if department.status == DepartmentStatus.DEPROVISIONED
+        else f"is {department.status}"
+    )
+    journal(session, job, "INFO", f"department {department.department_id} {ended}")
 
 
 def _fail_leaving(
@@ -80,7 +85,13 @@ def record_config_version(session: Session, department: Department, job: Provisi
             department_pk=department.id,
             version=department.config_version,
             config=dict(job.config),
-            diff=config_diff(previous, job.config),
+            diff={
+                **config_diff(previous, job.config),
+                **{
+                    name: {"from": None, "to": text}
+                    for name, text in policy_of(job.kind).history_note
+                },
+            },
             actor=job.requested_by,
             job_id=job.id,
         )

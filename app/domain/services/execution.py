@@ -27,7 +27,7 @@ from app.domain.services.job_records import (
     record_resources,
     step_record,
 )
-from app.domain.services.journal import journal, step_event, transition
+from app.domain.services.journal import emit, journal, step_event, transition
 from app.domain.services.retries import backoff, describe_error, max_retries
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
@@ -54,9 +54,12 @@ def run_step(job_id: uuid.UUID, generation: int, step_name: str, settings: Setti
             return started
         component = provider(settings, saga.step(step_name).provider)
         try:
-            with (
-                guards.heartbeat(job_id, started.step_id, settings.HEARTBEAT_INTERVAL),
-                guards.time_limit(started.budget, started.timeout_reason),
+            with guards.provider_call(
+                job_id,
+                started.step_id,
+                settings.HEARTBEAT_INTERVAL,
+                started.budget,
+                started.timeout_reason,
             ):
                 if started.action is StepAction.CREATE:
                     outputs: dict[str, Any] | None = component.create(started.context)
@@ -170,6 +173,8 @@ def _after_transient_error(
             f"attempt {record.attempts} failed ({record.error}); retrying in {countdown:g}s",
             step_name,
         )
+        # Counted where it is decided (metrics subscribe), not parsed from the log line.
+        emit(session, job, "retry", step=step_name, action="step", attempt=record.attempts)
         return RetryLater(countdown, record.error)
 
 

@@ -94,6 +94,16 @@ def heartbeat(job_id: uuid.UUID, step_id: int, interval: float) -> Iterator[None
 
 
 @contextmanager
+def provider_call(
+    job_id: uuid.UUID, step_id: int, heartbeat_interval: float, budget: float, reason: str
+) -> Iterator[None]:
+    """Around a provider call: heartbeats say the job is alive, and the call is
+    cut off (StepTimeout, with ``reason``) after ``budget`` seconds."""
+    with heartbeat(job_id, step_id, heartbeat_interval), time_limit(budget, reason):
+        yield
+
+
+@contextmanager
 def time_limit(seconds: float, reason: str) -> Iterator[None]:
     """Raises StepTimeout in the running code after ``seconds``.
 

@@ -141,6 +141,10 @@ def retry_job(job_id: uuid.UUID, actor: str | None, settings: Settings) -> Submi
         return submit_provisioning(config, actor, settings=settings)
     if kind is JobKind.DEPROVISION:
         return request_deprovision(department_id, actor, settings=settings)
+    if kind is JobKind.ROTATE_CREDENTIALS:
+        from app.domain.services.credentials import request_rotation
+
+        return request_rotation(department_id, actor, settings=settings)
     if kind is JobKind.UPDATE:
         submission = request_update(department_id, config, None, actor, settings=settings)
         if submission is None:

@@ -26,6 +26,7 @@ from app.providers import (
     gateway_caddy,
     oauth_builtin,
     postgres_access,
+    workflow_templates,
     workflows_n8n,
 )
 from app.providers.base import DepartmentContext
@@ -149,7 +150,7 @@ def _container(context: DepartmentContext, settings: Settings) -> tuple[dict, di
 
 def _workflows(context: DepartmentContext, settings: Settings) -> tuple[dict, dict]:
     names = [
-        workflows_n8n.workflow_name(context.department_id, w)
+        workflow_templates.workflow_name(context.department_id, w)
         for w in context.config.get("workflows", [])
     ]
     result = provider(settings, "workflows").check(context)

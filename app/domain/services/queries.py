@@ -71,6 +71,7 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
             "departmentId": job.department.department_id,
             "kind": job.kind,
             "status": job.state.lower(),
+            "traceId": job.trace_id,
             "progress": _progress(job, settings),
             "currentStep": _current_step(job),
             "startedAt": iso(job.started_at or job.created_at),
