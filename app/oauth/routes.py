@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from app import config
 from app.config import Settings
-from app.oauth.server import (
+from app.oauth.endpoints import (
     DepartmentIntrospectionEndpoint,
     DepartmentRevocationEndpoint,
     create_server,

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.jose import JoseError, JsonWebToken, OctKey
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
@@ -31,14 +30,11 @@ from authlib.oauth2.rfc6749 import (
     scope_to_list,
 )
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
-from authlib.oauth2.rfc7009 import RevocationEndpoint
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from flask import Flask
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import CursorResult
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError
 from app.oauth.models import CONFIDENTIAL_AUTH_METHODS, OAuthClient, OAuthToken
 from app.persistence.database import db
 
@@ -241,63 +237,3 @@ class DepartmentClientCredentialsGrant(ClientCredentialsGrant):
         requested = set(scope_to_list(self.request.payload.scope) or [])
         if not requested <= set(self.client.scopes):
             raise InvalidScopeError()
-
-
-class DepartmentIntrospectionEndpoint(IntrospectionEndpoint):
-    """RFC 7662; a client may introspect only the tokens issued to itself."""
-
-    CLIENT_AUTH_METHODS = AUTH_METHODS
-
-    def __init__(self, server: AuthorizationServer, store: TokenStore) -> None:
-        super().__init__(server)
-        self.store = store
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenState | None:
-        return self.store.find(token_string)
-
-    def check_permission(self, token: TokenState, client: ClientMixin, request: Any) -> bool:
-        return token.check_client(client)
-
-    def introspect_token(self, token: TokenState) -> dict[str, Any]:
-        return {
-            "active": True,
-            "token_type": "Bearer",
-            "client_id": token.client_id,
-            "scope": token.scope,
-            "sub": token.client_id,
-            "aud": token.audience,
-            "iss": self.store.issuer,
-            "jti": token.jti,
-            "exp": token.expires_at,
-            "iat": token.issued_at,
-        }
-
-
-class DepartmentRevocationEndpoint(RevocationEndpoint):
-    """RFC 7009; unknown tokens answer 200, another client's token answers invalid_grant."""
-
-    CLIENT_AUTH_METHODS = AUTH_METHODS
-
-    def __init__(self, server: AuthorizationServer, store: TokenStore) -> None:
-        super().__init__(server)
-        self.store = store
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenState | None:
-        return self.store.find(token_string)
-
-    def revoke_token(self, token: TokenState, request: Any) -> None:
-        self.store.revoke(token.jti)
-
-
-def create_server(app: Flask, settings: Settings) -> AuthorizationServer:
-    store = TokenStore(settings.oauth_issuer, derive_signing_key(settings.JWT_SECRET))
-    server = AuthorizationServer(query_client=query_client, save_token=store.save)
-    server.init_app(app)
-    # init_app installs an opaque-token generator; ours replaces it.
-    server.register_token_generator(
-        "default", DepartmentTokenGenerator(store.issuer, store.key, settings.OAUTH_TOKEN_TTL)
-    )
-    server.register_grant(DepartmentClientCredentialsGrant)
-    server.register_endpoint(DepartmentIntrospectionEndpoint(server, store))
-    server.register_endpoint(DepartmentRevocationEndpoint(server, store))
-    return server
