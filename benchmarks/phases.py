@@ -61,7 +61,7 @@ def _ms(seconds: float) -> str:
 
 
 # -- 2. end-to-end, one at a time ----------------------------------------------
-def sequential(bench: Bench, count: int) -> None:
+def sequential(bench: Bench, count: int) -> float:
     jobs = [bench.provision(1)[0] for _ in range(count)]
     calls = bench.sink.read_all()
     done = [j for j in jobs if j.state == "COMPLETED"]
@@ -91,6 +91,7 @@ def sequential(bench: Bench, count: int) -> None:
             f"| {row.name} | {_ms(row.step_p50)} | {_ms(row.step_p95)} | {_ms(row.provider_p50)}"
             f" | {_ms(row.step_p50 - row.provider_p50)} | {_ms(row.gap_p50)} | {row.retried} |"
         )
+    return percentile([o.seconds for o in overheads], 50)
 
 
 # -- 1. API latency ------------------------------------------------------------

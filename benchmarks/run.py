@@ -15,7 +15,7 @@ import traceback
 from functools import partial
 from pathlib import Path
 
-from benchmarks import phases
+from benchmarks import phases, targets
 from benchmarks.jobs import Api, StateDb
 from benchmarks.metrics import MemorySampler, load_average, machine_facts
 from benchmarks.settings import ROOT, BenchSettings
@@ -37,6 +37,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-seconds", type=float, default=5.0)
     parser.add_argument("--growth-batch", type=int, default=40)
     parser.add_argument("--rollbacks", type=int, default=3)
+    parser.add_argument("--history-jobs", type=int, default=10_000,
+                        help="past jobs seeded for the flat-in-history comparison")  # fmt: skip
+    parser.add_argument("--history-concurrency", type=int, default=16)
+    parser.add_argument("--burst", type=int, default=int(env("BENCH_BURST", "20")),
+                        help="departments at once for the CPU-per-department burst")  # fmt: skip
     parser.add_argument("--min-free-mb", type=float, default=4096)
     parser.add_argument("--results", type=Path, default=RESULTS)
     return parser.parse_args()
@@ -63,8 +68,12 @@ def header(args: argparse.Namespace, settings: BenchSettings) -> list[str]:
 
 
 def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
-    phases.sequential(bench, args.sequential)
+    overhead = phases.sequential(bench, args.sequential)
+    targets.overhead_vs_floor(bench, overhead)
     phases.api_latency(bench, args.levels, args.load_seconds)
+    targets.flat_in_history(bench, args.history_jobs, args.history_concurrency, args.load_seconds)
+    if args.burst:
+        targets.cpu_per_department(bench, args.burst)
     points = [phases.growth_point(bench, args.load_seconds)]
     phases.concurrency(bench, args.concurrency)
     points.append(phases.growth_point(bench, args.load_seconds))

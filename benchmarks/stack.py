@@ -22,6 +22,13 @@ from benchmarks.settings import ROOT, BenchSettings
 from tests.support.stack import VENV_BIN, Service, api_server, celery_beat, run_script, wait_http
 
 N8N_PAGE = 250
+# Another n8n than the shared one on 5678 (e.g. when its owner login is not ours).
+N8N_URL_OVERRIDE = os.environ.get("BENCH_N8N_URL", "")
+
+
+def _n8n_key() -> str:
+    default = ROOT / ".run" / "n8n-api-key"
+    return Path(os.environ.get("BENCH_N8N_KEY_FILE", str(default))).read_text().strip()
 
 
 def admin_sql(*statements: str, dbname: str = "postgres") -> list[tuple[object, ...]]:
@@ -77,9 +84,11 @@ class BenchStack:
         wait_http(f"{self.settings.api_url}/openapi.json")
 
     def _n8n(self) -> str:
+        if N8N_URL_OVERRIDE:  # an n8n of the caller's, already set up (key in BENCH_N8N_KEY_FILE)
+            return _n8n_key()
         env = {**os.environ, "RUN_DIR": str(ROOT / ".run")}
         run_script(["scripts/n8n.sh", "install", "start", "setup"], env)
-        return (ROOT / ".run" / "n8n-api-key").read_text().strip()
+        return _n8n_key()
 
     def _environment(self, n8n_key: str) -> dict[str, str]:
         s = self.settings
@@ -95,7 +104,7 @@ class BenchStack:
             "PUBLIC_BASE_URL": s.api_url,
             "CADDY_ADMIN_URL": s.caddy_admin_url,
             "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{s.gateway_port}",
-            "N8N_URL": "http://127.0.0.1:5678",
+            "N8N_URL": N8N_URL_OVERRIDE or "http://127.0.0.1:5678",
             "N8N_API_KEY": n8n_key,
             "PROVISION_RATE_LIMIT": "100000 per hour",
             "API_RATE_LIMIT": "10000000 per minute",
@@ -205,7 +214,7 @@ class BenchStack:
     def _delete_workflows(self) -> int:
         """Every workflow of a benchmark department in the shared n8n (names `<id>:<wf>`)."""
         # Read the key again: another checkout's `n8n.sh setup` may have replaced it.
-        key = (ROOT / ".run" / "n8n-api-key").read_text().strip()
+        key = _n8n_key()
         base, headers = self.env["N8N_URL"], {"X-N8N-API-KEY": key}
         deleted = 0
         while True:

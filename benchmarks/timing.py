@@ -41,6 +41,12 @@ class CallSink:
     def record(self, call: ProviderCall) -> None:
         self._redis.rpush(CALLS_KEY, json.dumps(call.__dict__))
 
+    def mark(self, key: str) -> None:
+        self._redis.rpush(key, time.time())
+
+    def wait_mark(self, key: str, timeout: float) -> bool:
+        return self._redis.blpop([key], timeout=max(int(timeout), 1)) is not None
+
     def read_all(self) -> list[ProviderCall]:
         return [ProviderCall(**json.loads(raw)) for raw in self._redis.lrange(CALLS_KEY, 0, -1)]
 

@@ -16,3 +16,11 @@ celery_app = create_app().extensions["celery"]
 _sink = CallSink(current().REDIS_URL)
 execution.provider = timed_lookup(execution.provider, _sink)  # type: ignore[assignment]
 compensation.provider = timed_lookup(compensation.provider, _sink)  # type: ignore[assignment]
+
+
+@celery_app.task(name="bench.noop")
+def noop(done_key: str | None = None) -> None:
+    """Celery's floor: a task that does nothing, under the worker's own settings
+    (acks_late, prefetch 1, events); the last of a chain reports it is done."""
+    if done_key:
+        _sink.mark(done_key)

@@ -18,7 +18,8 @@
 #   N8N_DB_PASSWORD     password of PostgreSQL role n8n (default: generated once,
 #                       kept in $RUN_DIR/n8n/db-password)
 #   PGHOST/PGPORT       PostgreSQL server (default 127.0.0.1:5432, superuser postgres)
-#   N8N_OWNER_EMAIL / N8N_OWNER_PASSWORD   owner account used by `setup`
+#   N8N_OWNER_EMAIL / N8N_OWNER_PASSWORD   owner account used by `setup` (password
+#                       default: generated once, ~/.cache/provisioning-orchestrator/n8n-owner-password)
 #   N8N_START_TIMEOUT   seconds to wait for readiness (default 120)
 set -euo pipefail
 # Files this script writes (password, logs, state) are its owner's alone.

@@ -1,9 +1,10 @@
 """Create n8n's owner account and a public-API key without the UI; idempotent.
 
-Called by ``scripts/n8n.sh setup``. The owner credentials are deterministic so a
-rerun (or a fresh RUN_DIR against an existing database) can log in again:
-N8N_OWNER_EMAIL / N8N_OWNER_PASSWORD, defaulting to the values below. They only
-protect an n8n bound to 127.0.0.1 for development; override them elsewhere.
+Called by ``scripts/n8n.sh setup``. The owner's password is generated once
+and kept, 0600, in ``~/.cache/provisioning-orchestrator/n8n-owner-password``
+(shared by every checkout that drives this n8n), unless N8N_OWNER_PASSWORD is
+set. An owner still on the old fixed development password is moved to the
+generated one, so that password no longer opens this n8n.
 
 The key is written to --key-file with mode 600 and never printed. n8n shows a
 key's raw value only once, at creation, so "reuse" means: keep the key file if
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import secrets
 import sys
 import uuid
 from pathlib import Path
@@ -22,8 +24,13 @@ from pathlib import Path
 import requests
 
 DEFAULT_EMAIL = "owner@provisioning.example.com"
-# n8n requires 8-64 characters with at least one digit and one uppercase letter.
-DEFAULT_PASSWORD = "Provisioning-Owner-2024"  # noqa: S105 - documented dev default
+# The fixed password earlier versions set; only ever used to replace it.
+LEGACY_PASSWORD = "Provisioning-Owner-2024"  # noqa: S105 - known, being retired
+PASSWORD_FILE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "provisioning-orchestrator"
+    / "n8n-owner-password"
+)
 KEY_LABEL = "provisioning-orchestrator"
 # Requested explicitly for licensed instances that enforce key scopes; without
 # that license n8n ignores scopes and applies the owner's role.
@@ -60,6 +67,30 @@ def key_still_works(base_url: str, key_file: Path) -> bool:
         timeout=TIMEOUT,
     )
     return response.status_code == 200
+
+
+def owner_password() -> str:
+    """N8N_OWNER_PASSWORD, else the generated one (made on first use, 0600)."""
+    if os.environ.get("N8N_OWNER_PASSWORD"):
+        return os.environ["N8N_OWNER_PASSWORD"]
+    if not PASSWORD_FILE.exists():
+        # n8n wants 8-64 characters with a digit and an uppercase letter.
+        write_secret(PASSWORD_FILE, f"Po9-{secrets.token_urlsafe(30)}")
+    return PASSWORD_FILE.read_text().strip()
+
+
+def retire_legacy_password(base_url: str, email: str, password: str) -> None:
+    """If the owner still has the old fixed password, change it to ``password``."""
+    session = requests.Session()
+    session.headers["browser-id"] = str(uuid.uuid4())
+    body = {"emailOrLdapLoginId": email, "password": LEGACY_PASSWORD}
+    if session.post(f"{base_url}/rest/login", json=body, timeout=TIMEOUT).status_code != 200:
+        return
+    change = {"currentPassword": LEGACY_PASSWORD, "newPassword": password}
+    response = session.patch(f"{base_url}/rest/me/password", json=change, timeout=TIMEOUT)
+    if response.status_code != 200:
+        raise SetupError(f"replacing the legacy owner password failed ({response.status_code})")
+    print("n8n: the owner's fixed development password was replaced by a generated one")
 
 
 def owner_session(base_url: str, email: str, password: str) -> requests.Session:
@@ -131,8 +162,9 @@ def main() -> int:
     args = parser.parse_args()
     base_url = args.base_url.rstrip("/")
     email = os.environ.get("N8N_OWNER_EMAIL", DEFAULT_EMAIL)
-    password = os.environ.get("N8N_OWNER_PASSWORD", DEFAULT_PASSWORD)
     try:
+        password = owner_password()
+        retire_legacy_password(base_url, email, password)
         if key_still_works(base_url, args.key_file):
             print(f"n8n: existing API key in {args.key_file} still works; kept")
             return 0

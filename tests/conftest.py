@@ -91,7 +91,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def n8n_api_key() -> str:
-    """The shared local n8n (installed once, reused); started if it is not running."""
+    """The shared local n8n (installed once, reused); started if it is not running.
+    TEST_N8N_URL + TEST_N8N_KEY_FILE name another, already set up, instead (for when
+    the shared one's owner login is not this checkout's)."""
+    if os.environ.get("TEST_N8N_URL"):
+        return Path(os.environ["TEST_N8N_KEY_FILE"]).read_text().strip()
     env = {**os.environ, "RUN_DIR": str(stack.ROOT / ".run")}
     stack.run_script(["scripts/n8n.sh", "install", "start", "setup"], env)
     return (stack.ROOT / ".run" / "n8n-api-key").read_text().strip()
@@ -127,7 +131,7 @@ def test_env(run_dir: Path, n8n_api_key: str, container_runtime: dict[str, str])
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{API_PORT}",
         "CADDY_ADMIN_URL": f"http://127.0.0.1:{CADDY_ADMIN_PORT}",
         "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{GATEWAY_PORT}",
-        "N8N_URL": "http://127.0.0.1:5678",
+        "N8N_URL": os.environ.get("TEST_N8N_URL", "http://127.0.0.1:5678"),
         "N8N_API_KEY": n8n_api_key,
         "FAULT_INJECTION_ENABLED": "1",
         "STEP_TIMEOUT": "30s",

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from app.providers import railway_operations as ops
+from app.providers.agent_config import AgentEndpoints
 from app.providers.base import (
     CheckResult,
     DepartmentContext,
@@ -31,12 +32,7 @@ from app.providers.base import (
     TransientProviderError,
 )
 from app.providers.railway_client import ACCOUNT, RailwayGraphQL
-from app.providers.railway_desired import (
-    AgentEndpoints,
-    Desired,
-    desired_state,
-    limits_differ,
-)
+from app.providers.railway_desired import Desired, desired_state, limits_differ
 from app.providers.railway_status import (
     STABLE,
     Phase,

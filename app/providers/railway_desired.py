@@ -1,32 +1,25 @@
 """What a department's Railway service should look like: its variables and resource limits.
 
-The variables are the reference agent's whole configuration (``department_agent/app.py``),
-the same set the local runtime passes, so the same image runs under either runtime. The
-database and OAuth addresses must be reachable from Railway's network.
+The variables are the reference agent's whole configuration (``agent_config``), the same
+set the local runtime passes, so the same image runs under either runtime. The database
+and OAuth addresses must be reachable from Railway's network.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
-from app.providers.base import DepartmentContext, ProviderError
+from app.providers.agent_config import (
+    AgentEndpoints,
+    agent_variables,
+    gather_credentials,
+)
+from app.providers.base import DepartmentContext
 
 CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
 MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(Mi|Gi)$")
-
-
-@dataclass(frozen=True)
-class AgentEndpoints:
-    """Where the agent reaches its tenant database and the OAuth server from."""
-
-    database_host: str
-    database_port: int
-    database_name: str
-    oauth_token_url: str
 
 
 @dataclass(frozen=True)
@@ -39,42 +32,13 @@ class Desired:
 def desired_state(
     context: DepartmentContext, endpoints: AgentEndpoints, base: dict[str, str]
 ) -> Desired:
-    database = context.resources.get("create_database") or {}
-    oauth = context.resources.get("create_oauth") or {}
-    required = {
-        'resources["create_database"]["role"]': database.get("role"),
-        'resources["create_database"]["schema"]': database.get("schema"),
-        'resources["create_oauth"]["clientId"]': oauth.get("clientId"),
-        'secret "database_password"': context.secrets.get("database_password"),
-        'secret "oauth_client_secret"': context.secrets.get("oauth_client_secret"),
-    }
-    missing = [name for name, value in required.items() if not value]
-    if missing:
-        raise ProviderError(
-            f"cannot deploy {context.department_id} on Railway: missing {', '.join(missing)}"
-        )
-    role, schema, client_id, password, client_secret = (str(v) for v in required.values())
-    database_url = (
-        f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}"
-        f"@{endpoints.database_host}:{endpoints.database_port}/{quote(endpoints.database_name)}"
-    )
-    config = context.config
-    variables = {
-        **base,
-        "AGENT_DEPARTMENT_ID": context.department_id,
-        "AGENT_DEPARTMENT_NAME": str(config.get("departmentName") or context.department_id),
-        "AGENT_CONFIG_JSON": json.dumps(config, sort_keys=True, separators=(",", ":"), default=str),
-        "AGENT_DATABASE_URL": database_url,
-        "AGENT_DATABASE_SCHEMA": schema,
-        "AGENT_OAUTH_TOKEN_URL": endpoints.oauth_token_url,
-        "AGENT_OAUTH_CLIENT_ID": client_id,
-        "AGENT_OAUTH_CLIENT_SECRET": client_secret,
-    }
+    credentials = gather_credentials(context, "deploy on Railway")
+    variables = {**base, **agent_variables(context, credentials, endpoints)}
     # Operator-supplied base values long enough to be credentials are scrubbed too
     # (short ones like "info" would only garble messages).
     long_base = [v for v in base.values() if isinstance(v, str) and len(v) >= 8]
-    sensitive = (password, quote(password, safe=""), database_url, client_secret, *long_base)
-    return Desired(variables, limits_for(config.get("resources") or {}), sensitive)
+    sensitive = (variables["AGENT_DATABASE_URL"], *credentials.secrets(), *long_base)
+    return Desired(variables, limits_for(context.config.get("resources") or {}), sensitive)
 
 
 def limits_for(resources: dict[str, Any]) -> dict[str, float]:

@@ -26,8 +26,8 @@ def _oauth(settings: Settings) -> Provider:
 def _railway(settings: Settings) -> Provider:
     from sqlalchemy.engine import make_url
 
+    from app.providers.agent_config import AgentEndpoints
     from app.providers.container_railway import RailwayContainerProvider
-    from app.providers.railway_desired import AgentEndpoints
 
     tenant_url = make_url(settings.tenant_database_url)
     return RailwayContainerProvider(

@@ -205,12 +205,12 @@ def test_a_stream_is_bounded_in_time(live_stack: Stack, app: Flask) -> None:
 def test_estimate_uses_the_median_of_measured_step_durations(
     followed_job: dict[str, Any], app: Flask
 ) -> None:
-    from app.domain.services import queries
+    from app.domain.services import estimates
     from app.persistence.database import db
     from app.persistence.models import JobStep
 
     with db.transaction() as session:
-        measured = queries._median_step_seconds(session)
+        measured = estimates.median_step_seconds(session)
         rows = session.query(JobStep).filter(JobStep.status == "completed").all()
         durations: dict[tuple[str, str], list[tuple[Any, float]]] = defaultdict(list)
         for row in rows:

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from app.providers.agent_config import AgentEndpoints
 from app.providers.base import DepartmentContext
 from app.providers.container_railway import RailwayContainerProvider
-from app.providers.railway_desired import AgentEndpoints
+from tests.support.agent_env import MemorySecrets
 from tests.support.railway_standin import RailwayStandIn
 
 TOKEN = "rw-test-token-5f1c"
@@ -23,20 +24,6 @@ RESOURCES = {
 DB_PASSWORD = "db-pass-Zq81!x"
 OAUTH_SECRET = "oauth-secret-Hh27@k"
 CONFIG = {"displayName": "Sales", "model": "small", "resources": {"cpu": "0.5", "memory": "512Mi"}}
-
-
-class MemorySecrets:
-    def __init__(self, values: dict[str, str] | None = None) -> None:
-        self.values = dict(values or {})
-
-    def get(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    def put(self, name: str, value: str) -> None:
-        self.values[name] = value
-
-    def delete(self, name: str) -> None:
-        self.values.pop(name, None)
 
 
 def make_context(

@@ -3,37 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session, joinedload
 
 from app.config import Settings
 from app.domain import saga
 from app.domain.kinds import StepAction, describe_step, policy_of
+from app.domain.services import estimates
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import (
     Department,
     DepartmentConfigVersion,
     JobLog,
-    JobStep,
     ProvisioningJob,
-    utcnow,
 )
 
 COMPONENT_KEYS: tuple[str, ...] = ("database", "oauth", "docker", "railway", "n8n", "gateway")
-# Expected seconds per step until job_steps has history to measure (see _estimate).
-DEFAULT_STEP_SECONDS: dict[str, float] = {
-    "validate_config": 0.2,
-    "create_database": 1.0,
-    "create_oauth": 0.5,
-    "deploy_container": 3.0,
-    "deploy_workflows": 3.0,
-    "configure_gateway": 0.5,
-    "validate_deployment": 1.5,
-}
 COMPONENT_STATUS: dict[str, str] = {
     StepStatus.PENDING: "pending",
     StepStatus.IN_PROGRESS: "in_progress",
@@ -57,7 +46,17 @@ def container_component(settings: Settings) -> str:
 
 def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
     with db.transaction() as session:
-        job = session.get(ProvisioningJob, job_id)
+        # One statement for the job, its department and its steps (joined eagerly:
+        # lazy loads were a round trip each), one for the log tail.
+        job = (
+            session.execute(
+                select(ProvisioningJob)
+                .options(joinedload(ProvisioningJob.department), joinedload(ProvisioningJob.steps))
+                .where(ProvisioningJob.id == job_id)
+            )
+            .unique()
+            .scalar_one_or_none()
+        )
         if job is None:
             return None
         logs = session.scalars(
@@ -75,7 +74,7 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
             "progress": _progress(job, settings),
             "currentStep": _current_step(job),
             "startedAt": iso(job.started_at or job.created_at),
-            "estimatedCompletion": iso(_estimate(job)),
+            "estimatedCompletion": iso(_estimate(session, job)),
             "completedAt": iso(job.completed_at),
             "error": job.error,
             "steps": [_step_view(s) for s in job.steps],
@@ -135,62 +134,10 @@ def _current_step(job: ProvisioningJob) -> str:
     return texts.get(JobState(job.state), job.state.replace("_", " ").capitalize())
 
 
-# Each step's median over its most recent completed runs: recent enough to follow
-# a changing environment, few enough rows to keep the status view cheap.
-ESTIMATE_HISTORY = 20
-
-
-def _estimate(job: ProvisioningJob) -> datetime | None:
+def _estimate(session: Session, job: ProvisioningJob) -> datetime | None:
     if job.state in TERMINAL_STATES:
         return job.completed_at
-    medians = _median_step_seconds(object_session(job))
-    now = utcnow()
-    remaining = sum(
-        _expected_seconds(s, medians, now)
-        for s in job.steps
-        if s.status in (StepStatus.PENDING, StepStatus.IN_PROGRESS)
-    )
-    return now + timedelta(seconds=remaining)
-
-
-def _expected_seconds(step: JobStep, medians: dict[tuple[str, str], float], now: datetime) -> float:
-    expected = medians.get((step.name, step.action), DEFAULT_STEP_SECONDS.get(step.name, 1.0))
-    if step.status == StepStatus.IN_PROGRESS and step.started_at:
-        expected -= (now - step.started_at).total_seconds()
-    return max(expected, 0.0)
-
-
-def _median_step_seconds(session: Session | None) -> dict[tuple[str, str], float]:
-    """(step name, action) -> median seconds of its last ESTIMATE_HISTORY completions."""
-    if session is None:
-        return {}
-    recency = func.row_number().over(
-        partition_by=(JobStep.name, JobStep.action), order_by=JobStep.finished_at.desc()
-    )
-    recent = (
-        select(
-            JobStep.name,
-            JobStep.action,
-            func.extract("epoch", JobStep.finished_at - JobStep.started_at).label("seconds"),
-            recency.label("recency"),
-        )
-        .where(
-            JobStep.status == StepStatus.COMPLETED,
-            JobStep.started_at.is_not(None),
-            JobStep.finished_at.is_not(None),
-        )
-        .subquery()
-    )
-    rows = session.execute(
-        select(
-            recent.c.name,
-            recent.c.action,
-            func.percentile_cont(0.5).within_group(recent.c.seconds),
-        )
-        .where(recent.c.recency <= ESTIMATE_HISTORY)
-        .group_by(recent.c.name, recent.c.action)
-    )
-    return {(name, action): float(median) for name, action, median in rows}
+    return estimates.estimate(session, job.steps)
 
 
 def department_row(department: Department) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""Issue 16's targets, each measured side by side in one run: status and list flat
+in history, orchestration overhead against Celery's own floor, CPU per department."""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks import costs, history
+from benchmarks.costs import serving_cpu
+from benchmarks.metrics import fmt, load_average, percentile
+from benchmarks.phases import Bench
+from tests.support.stack import Service
+
+FLOOR_RUNS = 20
+
+
+def _pid(service: Service) -> int:
+    assert service.process is not None
+    return service.process.pid
+
+
+def flat_in_history(bench: Bench, past_jobs: int, concurrency: int, seconds: float) -> None:
+    """Status (finished and in-flight job) and list p99 now vs after seeding `past_jobs`."""
+    seeded = history.History(bench.settings.state_db, bench.settings.prefix)
+    seeded.seed_in_flight()
+    token = bench.api.session.headers["Authorization"].split()[1]
+    base = bench.settings.api_url
+    urls = {
+        "GET /api/provision-status/<finished>": f"{base}/api/provision-status/"
+        f"{bench.db.some_job_id()}",
+        "GET /api/provision-status/<in flight>": f"{base}/api/provision-status/{seeded.in_flight}",
+        "GET /api/departments (perPage 50)": f"{base}/api/departments",
+    }
+    small_jobs, _ = seeded.counts()
+    assert bench.stack.api is not None
+    api_pid, dbname = _pid(bench.stack.api), bench.settings.state_db
+    args = (token, concurrency, seconds, seeded.keep_alive, lambda: serving_cpu(api_pid, dbname))
+    small = history.measure(urls, *args)
+    seeded.seed_past_jobs(past_jobs)
+    large_jobs, large_steps = seeded.counts()
+    large = history.measure(urls, *args)
+    still = bench.api.status(seeded.in_flight)["status"]
+    bench.say(
+        "",
+        f"### 6. Flat in history (issue 16): wrk -t2 -c{concurrency}, {seconds:g} s per cell,"
+        f" {small_jobs} jobs vs {large_jobs} jobs ({large_steps} steps) in the database"
+        f" (load {load_average()})",
+        "",
+        *history.table(small, large, (f"{small_jobs} jobs", f"{large_jobs} jobs")),
+        f"The in-flight job was still `{still}` at the end (seeded, never dispatched).",
+    )
+
+
+def overhead_vs_floor(bench: Bench, overhead_p50: float) -> None:
+    floor = costs.celery_floor(bench.settings.redis_url, bench.sink.wait_mark, FLOOR_RUNS)
+    floor_p50 = percentile(floor, 50)
+    ratio = overhead_p50 / floor_p50 if floor_p50 else float("nan")
+    bench.say(
+        "",
+        f"### 7. Orchestration overhead vs Celery's own floor (issue 16; load {load_average()})",
+        "",
+        "| measure | p50 ms | p95 ms | runs |",
+        "|---|---|---|---|",
+        f"| Celery floor: chain of 7 no-op tasks, same worker (acks_late, prefetch 1,"
+        f" concurrency {bench.settings.worker_concurrency}) | {fmt(floor_p50 * 1000)}"
+        f" | {fmt(percentile(floor, 95) * 1000)} | {len(floor)}/{FLOOR_RUNS} |",
+        f"| orchestration per job (wall - inside providers), section 2 | {fmt(overhead_p50 * 1000)}"
+        " | | |",
+        "",
+        f"Ratio overhead / floor: **{fmt(ratio, 2)}** (target ≤ 2).",
+    )
+
+
+def cpu_per_department(bench: Bench, size: int) -> None:
+    assert bench.stack.api and bench.stack.worker and bench.stack.beat
+    roots = {
+        "api": _pid(bench.stack.api), "worker": _pid(bench.stack.worker),
+        "beat": _pid(bench.stack.beat),
+    }  # fmt: skip
+    jobs: list[object] = []
+    spent, busy, wall = costs.measure_cpu(
+        roots, bench.settings.prefix, lambda: jobs.extend(bench.provision(size))
+    )
+    done = sum(1 for j in jobs if getattr(j, "state", "") == "COMPLETED")
+    ours = sum(spent.values())
+    cores = os.cpu_count() or 1
+    bench.say(
+        "",
+        f"### 8. CPU-seconds per department (issue 16): {size} submitted at once,"
+        f" {done}/{size} completed in {fmt(wall, 1)} s (load {load_average()})",
+        "",
+        "| process group | CPU-s in the burst | CPU-s per department |",
+        "|---|---|---|",
+        *(f"| {g} | {fmt(s, 2)} | {fmt(s / size, 3)} |" for g, s in spent.items()),
+        f"| **all of the above** | {fmt(ours, 2)} | **{fmt(ours / size, 3)}** (target ≤ 0.6) |",
+        f"| whole machine (other engineers' work included) | {fmt(busy, 2)}"
+        f" | {fmt(busy / size, 3)} |",
+        "",
+        f"CPU bound for our processes: {fmt(ours / cores, 1)} s on {cores} cores; wall / bound"
+        f" = {fmt(wall / (ours / cores) if ours else float('nan'), 2)} (target ≤ 1.25)."
+        " PostgreSQL and the Docker engine (and n8n, unless BENCH_N8N_URL names one of the"
+        " benchmark's own) are shared with other stacks on this machine, as are other"
+        " stacks' containers, so those rows include others' work.",
+    )

@@ -1,0 +1,20 @@
+"""The benchmark's CPU accounting between two /proc snapshots."""
+
+from __future__ import annotations
+
+from benchmarks.costs import cpu_by_group
+
+
+def test_cpu_is_the_difference_per_process_and_new_processes_count_whole() -> None:
+    before = {(10, 100): ("api", 5.0), (20, 200): ("worker", 1.0)}
+    after = {
+        (10, 100): ("api", 5.5),  # ran 0.5 s in between
+        (20, 200): ("worker", 3.0),
+        (30, 300): ("agents", 0.7),  # started during the burst
+        (20, 999): ("worker", 0.2),  # pid 20 reused by a new process: not 0.2 - 1.0
+    }
+    spent = cpu_by_group(before, after)
+    assert spent["api"] == 0.5
+    assert spent["worker"] == 2.0 + 0.2
+    assert spent["agents"] == 0.7
+    assert spent["postgresql"] == 0.0
