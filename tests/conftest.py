@@ -252,7 +252,7 @@ def make_token(
     app: Flask,
     role: str = "admin",
     department_id: str | None = None,
-    ttl: timedelta = timedelta(minutes=30),
+    ttl: timedelta = timedelta(hours=6),  # session-wide: a slow run outlives 30 min
     email: str = "ops@example.com",
 ) -> str:
     from app.api.auth import mint_token

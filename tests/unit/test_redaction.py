@@ -30,9 +30,13 @@ HOSTILE_UNITS = [
 
 
 def _seconds(redactor: Redactor, text: str) -> float:
-    started = time.perf_counter()
-    redactor.text(text)
-    return time.perf_counter() - started
+    """Best of five: the least disturbed run, so a busy machine does not look like growth."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        redactor.text(text)
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 @pytest.mark.parametrize("unit", HOSTILE_UNITS)
@@ -42,7 +46,7 @@ def test_hostile_text_is_redacted_in_linear_time(unit: str) -> None:
     large = _seconds(redactor, unit * (32768 // len(unit)))
     # The old patterns took 7 s on 2 KB of "token" and grew with the cube of
     # the length; linear ones take milliseconds and grow 16x for 16x the text.
-    assert large < 0.5
+    # A ratio, not a wall-clock bound: quadratic growth would be 256x, cubic 4096x.
     assert large < max(small, 0.005) * 64  # floor: a scheduling hiccup is not growth
 
 
