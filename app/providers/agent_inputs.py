@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from app.domain.department import is_department_id
+from app.providers.agent_config import gather_credentials
 from app.providers.agent_process import MANAGED_BY
 from app.providers.agent_resources import CpuPlan, MemoryPlan, plan_cpu, plan_memory
 from app.providers.base import DepartmentContext, ProviderError
@@ -67,21 +68,14 @@ def checked_id(department_id: str) -> str:
 
 
 def gather_inputs(context: DepartmentContext, target: AgentTarget) -> AgentInputs:
-    database = context.resources.get("create_database") or {}
-    oauth = context.resources.get("create_oauth") or {}
-    required = {
-        'resources["create_database"]["role"]': database.get("role"),
-        'resources["create_database"]["schema"]': database.get("schema"),
-        'resources["create_oauth"]["clientId"]': oauth.get("clientId"),
-        'secret "database_password"': context.secrets.get("database_password"),
-        'secret "oauth_client_secret"': context.secrets.get("oauth_client_secret"),
-    }
-    missing = [name for name, value in required.items() if not value]
-    if missing:
-        raise ProviderError(
-            f"cannot start agent for {context.department_id}: missing {', '.join(missing)}"
-        )
-    role, schema, client_id, password, client_secret = (str(v) for v in required.values())
+    credentials = gather_credentials(context, "start agent")
+    role, schema, client_id, password, client_secret = (
+        credentials.role,
+        credentials.schema,
+        credentials.client_id,
+        credentials.password,
+        credentials.client_secret,
+    )
     resources = context.config.get("resources") or {}
     database_url = (
         f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}"
