@@ -161,6 +161,8 @@ wait_ready() {
 }
 
 launch() {
+  # A log written before umask 077 was added keeps its old mode otherwise.
+  touch "$LOGFILE" && chmod 600 "$LOGFILE"
   # setsid detaches n8n from the caller's process group, so a test run or a
   # terminal closing does not take it down.
   env \
@@ -175,7 +177,6 @@ launch() {
     N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS=true \
     N8N_DIAGNOSTICS_ENABLED=false N8N_PERSONALIZATION_ENABLED=false \
     N8N_VERSION_NOTIFICATIONS_ENABLED=false N8N_TEMPLATES_ENABLED=false \
-    touch "$LOGFILE" && chmod 600 "$LOGFILE"  # one written before umask 077 too
     setsid "$NODE_BIN" "$N8N_ENTRY" start >>"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
 }
