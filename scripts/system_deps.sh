@@ -2,7 +2,8 @@
 # Installs the system packages the stack (and, with `test`, the test suite)
 # needs, with apt-get, when they are missing; does nothing when all are there.
 #
-#   scripts/system_deps.sh demo    # PostgreSQL, Redis, Caddy, npm (for n8n)
+#   scripts/system_deps.sh demo    # PostgreSQL, Redis, Caddy, npm (for n8n),
+#                                  # debootstrap where Docker's engine is installed
 #   scripts/system_deps.sh test    # the same plus Chromium for the dashboard tests
 #
 # Why here and not only in CI: the README promises that `make demo` and
@@ -17,6 +18,11 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v caddy >/dev/null || missing+=(caddy)
 command -v npm >/dev/null || missing+=(npm)
+# With Docker's engine installed, agents run as containers whose base image is
+# made with debootstrap (app/providers/agent_image.py): no registry is needed.
+if command -v dockerd >/dev/null; then
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+fi
 if [ "$profile" = test ]; then
     # Playwright drives Debian's Chromium (tests/e2e/test_dashboard.py).
     [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || missing+=(chromium chromium-driver)

@@ -33,8 +33,12 @@ def _run(tmp_path: Path, profile: str, present: list[str]) -> tuple[int, str]:
     if "chromium" in present:
         env["CHROMIUM_BIN"] = str(bin_dir / "chromium")
     proc = subprocess.run(
-        ["/bin/bash", str(SCRIPT), profile], env=env, capture_output=True, text=True,
-        timeout=30, check=False,
+        ["/bin/bash", str(SCRIPT), profile],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     return proc.returncode, record.read_text() if record.exists() else ""
 
@@ -70,3 +74,16 @@ def test_ci_needs_nothing_make_test_does_not_install() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get" not in ci
     assert "make test" in ci
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the script installs as root")
+def test_a_docker_engine_brings_debootstrap_for_the_agent_image(tmp_path: Path) -> None:
+    rc, apt = _run(tmp_path, "demo", [*ALL_TOOLS, "dockerd"])
+    assert rc == 0
+    assert apt.split()[-1:] == ["debootstrap"]
+
+
+def test_no_docker_engine_needs_no_debootstrap(tmp_path: Path) -> None:
+    rc, apt = _run(tmp_path, "demo", ALL_TOOLS)
+    assert rc == 0
+    assert "debootstrap" not in apt
