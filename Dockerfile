@@ -24,7 +24,8 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=root:root . /app
 RUN rm -rf /app/docker/build-ca \
- && mkdir -p /run/orchestrator/prometheus && chown -R 10002:10002 /run/orchestrator
+ && mkdir -p /run/orchestrator/prometheus /run/orchestrator/caddy-admin \
+ && chown -R 10002:10002 /run/orchestrator && chmod 700 /run/orchestrator/caddy-admin
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -41,7 +41,15 @@ ENVIRONMENTS = ("development", "test", "production")
 CONFIG_EXIT_CODE = 3
 # Names whose values are never echoed: credentials, and URLs that may carry one.
 _SECRET_ENDINGS = (
-    "SECRET", "SECRETS", "TOKEN", "TOKENS", "PASSWORD", "_KEY", "_KEYS", "DATABASE_URL", "REDIS_URL"
+    "SECRET",
+    "SECRETS",
+    "TOKEN",
+    "TOKENS",
+    "PASSWORD",
+    "_KEY",
+    "_KEYS",
+    "DATABASE_URL",
+    "REDIS_URL",
 )
 
 
@@ -108,6 +116,16 @@ class Settings(
             return self.N8N_API_KEY
         key_file = Path(self.RUN_DIR) / "n8n-api-key"
         return key_file.read_text().strip() if key_file.exists() else ""
+
+    @property
+    def caddy_admin_url(self) -> str:
+        """CADDY_ADMIN_URL; else the deprecated CADDY_ADMIN_PORT; else the socket
+        scripts/caddy.sh opens in RUN_DIR (same derivation as that script)."""
+        if self.CADDY_ADMIN_URL:
+            return self.CADDY_ADMIN_URL
+        if self.CADDY_ADMIN_PORT is not None:
+            return f"http://127.0.0.1:{self.CADDY_ADMIN_PORT}"
+        return f"unix://{Path(self.RUN_DIR).resolve()}/caddy-home/admin.sock"
 
     @property
     def oauth_issuer(self) -> str:

@@ -143,12 +143,15 @@ class ComponentSettings(_Group):
     AGENT_IMAGE: str = ""
     """agent image for `docker` (empty: the tag `python -m app.providers.agent_image`
     builds from the sources)"""
-    CADDY_ADMIN_URL: str = "http://127.0.0.1:2019"
-    """Caddy's admin API"""
+    CADDY_ADMIN_URL: str = ""
+    """Caddy's admin API: `unix:///path/admin.sock` or an http URL (empty: the socket
+    `scripts/caddy.sh` opens at `$RUN_DIR/caddy-home/admin.sock`, reachable only by
+    the orchestrator's OS user)"""
     GATEWAY_PUBLIC_URL: str = "http://127.0.0.1:8080"
     """the gateway as clients reach it"""
-    CADDY_ADMIN_PORT: int = Field(2019, ge=1, le=65535)
-    """admin port of the local Caddy (`scripts/caddy.sh`)"""
+    CADDY_ADMIN_PORT: int | None = Field(None, ge=1, le=65535)
+    """deprecated: serve the admin API on this loopback TCP port instead of the socket
+    (any local user, department agents included, could then rewrite the gateway)"""
     GATEWAY_PORT: int = Field(8080, ge=1, le=65535)
     """gateway port of the local Caddy (`scripts/caddy.sh`)"""
     N8N_URL: str = Field(

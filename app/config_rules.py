@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -52,6 +53,17 @@ def _webhook_url_ok(url: str) -> bool:
     return url_refusal(url, allow_private=True) is None
 
 
+def _admin_url_ok(url: str) -> bool:
+    if not url:
+        return True  # the default socket
+    if url.startswith("unix://"):
+        path = url[len("unix://") :]
+        # 108 bytes is the kernel's limit for a socket path (sun_path).
+        return path.startswith("/") and len(path.encode()) < 108
+    parsed = urlsplit(url)
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
+
+
 def _webhook_secrets_ok(value: str) -> bool:
     """Each secret listed (space-separated, for rotation) is usable: a whsec_ one
     decodes to 24+ bytes, any other is 32+ characters."""
@@ -93,6 +105,11 @@ RULES: tuple[Rule, ...] = (
         ("RAILWAY_DEPLOY_TIMEOUT", "STEP_TIMEOUT", "CONTAINER_RUNTIME"),
         lambda s: s.CONTAINER_RUNTIME != "railway" or s.RAILWAY_DEPLOY_TIMEOUT < s.STEP_TIMEOUT,
         "RAILWAY_DEPLOY_TIMEOUT: must be shorter than STEP_TIMEOUT (a wait must fit in its step)",
+    ),
+    Rule(
+        ("CADDY_ADMIN_URL",),
+        lambda s: _admin_url_ok(s.CADDY_ADMIN_URL),
+        "CADDY_ADMIN_URL: must be unix:///absolute/path.sock or an http(s) URL with a host",
     ),
     Rule(("REGIONS",), lambda s: bool(s.REGIONS), "REGIONS: must list at least one region"),
     Rule(

@@ -19,7 +19,6 @@ class BenchSettings:
     # Test slots use Redis database 14 - TEST_SLOT (0..14) and the dev stack 0: 15 is free.
     redis_db: int = field(default_factory=lambda: _env_int("BENCH_REDIS_DB", 15))
     api_port: int = 24000
-    caddy_admin_port: int = 24019
     gateway_port: int = 24080
     prefix: str = "zb"  # every benchmark department id starts with it
     worker_concurrency: int = field(default_factory=lambda: _env_int("BENCH_WORKER_CONCURRENCY", 8))
@@ -48,4 +47,5 @@ class BenchSettings:
 
     @property
     def caddy_admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.caddy_admin_port}"
+        # The socket scripts/caddy.sh opens in the RUN_DIR stack.py gives it.
+        return f"unix://{self.run_dir}/caddy/caddy-home/admin.sock"

@@ -129,7 +129,6 @@ class BenchStack:
     def _caddy_env(self) -> dict[str, str]:
         return {
             **self.env,
-            "CADDY_ADMIN_PORT": str(self.settings.caddy_admin_port),
             "GATEWAY_PORT": str(self.settings.gateway_port),
             "RUN_DIR": str(self.settings.run_dir / "caddy"),
         }

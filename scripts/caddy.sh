@@ -3,9 +3,17 @@
 #
 #   scripts/caddy.sh start|stop|status
 #
-# Env: CADDY_ADMIN_PORT (2019), GATEWAY_PORT (8080), RUN_DIR (.run, relative
-# paths are taken from the project root), CADDY_BIN (caddy),
-# CADDY_START_TIMEOUT (seconds, 15).
+# Env: GATEWAY_PORT (8080), RUN_DIR (.run, relative paths are taken from the
+# project root), CADDY_BIN (caddy), CADDY_START_TIMEOUT (seconds, 15), and where
+# the admin API listens, read the same way as the orchestrator's settings:
+# CADDY_ADMIN_URL (unix:///path.sock, or http://127.0.0.1:PORT), else the
+# deprecated CADDY_ADMIN_PORT (loopback TCP), else the unix socket
+# $RUN_DIR/caddy-home/admin.sock.
+#
+# Why a socket: the admin API rewrites every route and reads the whole config,
+# and any local user (a department agent included) can connect to a loopback
+# port. The socket sits in a 0700 directory and is created under umask 077, so
+# only this script's OS user reaches it.
 #
 # The config is config/caddy/base.json with the ports filled in, written to
 # $RUN_DIR/caddy.json. Caddy's own state (autosave, certificate storage) is
@@ -17,7 +25,6 @@ set -euo pipefail
 umask 077
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CADDY_ADMIN_PORT="${CADDY_ADMIN_PORT:-2019}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 RUN_DIR="${RUN_DIR:-.run}"
 CADDY_BIN="${CADDY_BIN:-caddy}"
@@ -31,6 +38,11 @@ BASE_CONFIG="$ROOT/config/caddy/base.json"
 CONFIG="$RUN_DIR/caddy.json"
 PIDFILE="$RUN_DIR/caddy.pid"
 LOG="$RUN_DIR/caddy.log"
+CADDY_HOME="$RUN_DIR/caddy-home"
+ADMIN_SOCKET=""     # set by resolve_admin when the admin API is a unix socket
+ADMIN_PORT=""       # set by resolve_admin when it is loopback TCP
+ADMIN_LISTEN=""     # Caddy's form of either
+ADMIN_ORIGINS=""    # Host headers Caddy's admin accepts (it refuses others: DNS rebinding)
 
 die() {
     echo "caddy.sh: $*" >&2
@@ -57,21 +69,61 @@ running_pid() {
     echo "$pid"
 }
 
-# True when something answers the Caddy admin API on our port. Uses bash's
-# /dev/tcp so a fresh Debian box needs neither curl nor wget.
+resolve_admin() {
+    local url="${CADDY_ADMIN_URL:-}"
+    if [[ -z "$url" && -n "${CADDY_ADMIN_PORT:-}" ]]; then
+        check_port CADDY_ADMIN_PORT "$CADDY_ADMIN_PORT"
+        echo "caddy.sh: CADDY_ADMIN_PORT is deprecated: any local user can reach a TCP" \
+            "admin API; leave it unset for the socket in $CADDY_HOME" >&2
+        url="http://127.0.0.1:$CADDY_ADMIN_PORT"
+    fi
+    [[ -n "$url" ]] || url="unix://$CADDY_HOME/admin.sock"
+    case "$url" in
+        unix:///*)
+            ADMIN_SOCKET="${url#unix://}"
+            ((${#ADMIN_SOCKET} < 108)) || die "admin socket path too long for a unix socket: $ADMIN_SOCKET"
+            [[ "$ADMIN_SOCKET" != *'"'* ]] || die "admin socket path may not contain quotes"
+            ADMIN_LISTEN="unix/$ADMIN_SOCKET"
+            ADMIN_ORIGINS='["localhost"]'
+            ;;
+        http://127.0.0.1:* | http://localhost:*)
+            ADMIN_PORT="${url##*:}"
+            ADMIN_PORT="${ADMIN_PORT%/}"
+            check_port "the port of CADDY_ADMIN_URL" "$ADMIN_PORT"
+            ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
+            ADMIN_ORIGINS="[\"127.0.0.1:$ADMIN_PORT\", \"localhost:$ADMIN_PORT\"]"
+            ;;
+        *) die "CADDY_ADMIN_URL must be unix:///path or http://127.0.0.1:PORT for a local caddy, got '$url'" ;;
+    esac
+}
+
+admin_where() {
+    if [[ -n "$ADMIN_SOCKET" ]]; then echo "unix://$ADMIN_SOCKET"; else echo "http://127.0.0.1:$ADMIN_PORT"; fi
+}
+
+# True when something answers the Caddy admin API at our address. TCP uses
+# bash's /dev/tcp; the socket needs curl (part of every Debian base install).
 admin_answers() {
     local status
+    if [[ -n "$ADMIN_SOCKET" ]]; then
+        [[ -S "$ADMIN_SOCKET" ]] || return 1
+        status="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+            --unix-socket "$ADMIN_SOCKET" http://localhost/config/ 2>/dev/null)" || return 1
+        [[ "$status" == 200 ]]
+        return
+    fi
     status="$(timeout 2 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "GET /config/ HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n" "$1" >&3
         head -n 1 <&3
-    ' _ "$CADDY_ADMIN_PORT" 2>/dev/null)" || return 1
+    ' _ "$ADMIN_PORT" 2>/dev/null)" || return 1
     [[ "$status" == HTTP/*" 200 "* ]]
 }
 
 render_config() {
     [[ -f "$BASE_CONFIG" ]] || die "missing $BASE_CONFIG"
-    sed -e "s/__CADDY_ADMIN_PORT__/$CADDY_ADMIN_PORT/g" \
+    sed -e "s|__CADDY_ADMIN_LISTEN__|$ADMIN_LISTEN|g" \
+        -e "s|__CADDY_ADMIN_ORIGINS__|$ADMIN_ORIGINS|g" \
         -e "s/__GATEWAY_PORT__/$GATEWAY_PORT/g" \
         "$BASE_CONFIG" >"$CONFIG.tmp"
     mv "$CONFIG.tmp" "$CONFIG"
@@ -90,7 +142,7 @@ wait_for_admin() {
         fi
         sleep 0.2
     done
-    die "caddy (pid $pid) did not answer on 127.0.0.1:$CADDY_ADMIN_PORT within ${START_TIMEOUT}s; see $LOG"
+    die "caddy (pid $pid) did not answer on $(admin_where) within ${START_TIMEOUT}s; see $LOG"
 }
 
 cmd_start() {
@@ -99,26 +151,28 @@ cmd_start() {
     local pid
     if pid="$(running_pid)"; then
         wait_for_admin "$pid"
-        echo "caddy already running (pid $pid, admin http://127.0.0.1:$CADDY_ADMIN_PORT)"
+        echo "caddy already running (pid $pid, admin $(admin_where))"
         return 0
     fi
     # Someone else's caddy (e.g. the system service apt starts on 2019) would
     # accept our routes and then serve them on the wrong port: refuse instead.
     if admin_answers; then
-        die "port $CADDY_ADMIN_PORT already answers as a Caddy admin API but is not ours" \
+        die "$(admin_where) already answers as a Caddy admin API but is not ours" \
             "(no live pid in $PIDFILE). If it is the system service: systemctl disable --now caddy;" \
-            "or choose another CADDY_ADMIN_PORT."
+            "or choose another CADDY_ADMIN_URL."
     fi
-    mkdir -p "$RUN_DIR/caddy-home"
+    mkdir -p "$CADDY_HOME"
+    # A directory made before umask 077 was added keeps its old mode otherwise.
+    chmod 700 "$CADDY_HOME"
+    [[ -z "$ADMIN_SOCKET" ]] || rm -f "$ADMIN_SOCKET"  # a stale one from a killed caddy
     render_config
-    XDG_CONFIG_HOME="$RUN_DIR/caddy-home" XDG_DATA_HOME="$RUN_DIR/caddy-home" \
-        HOME="$RUN_DIR/caddy-home" \
-        touch "$LOG" && chmod 600 "$LOG"  # one written before umask 077 too
+    touch "$LOG" && chmod 600 "$LOG"
+    XDG_CONFIG_HOME="$CADDY_HOME" XDG_DATA_HOME="$CADDY_HOME" HOME="$CADDY_HOME" \
         nohup "$CADDY_BIN" run --config "$CONFIG" >>"$LOG" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"
     wait_for_admin "$pid"
-    echo "caddy started (pid $pid, admin http://127.0.0.1:$CADDY_ADMIN_PORT," \
+    echo "caddy started (pid $pid, admin $(admin_where)," \
         "gateway http://127.0.0.1:$GATEWAY_PORT, log $LOG)"
 }
 
@@ -151,16 +205,16 @@ cmd_status() {
         return 3
     fi
     if admin_answers; then
-        echo "caddy running (pid $pid, admin http://127.0.0.1:$CADDY_ADMIN_PORT)"
+        echo "caddy running (pid $pid, admin $(admin_where))"
         return 0
     fi
-    echo "caddy process $pid is alive but its admin API does not answer on port $CADDY_ADMIN_PORT"
+    echo "caddy process $pid is alive but its admin API does not answer at $(admin_where)"
     return 1
 }
 
 main() {
-    check_port CADDY_ADMIN_PORT "$CADDY_ADMIN_PORT"
     check_port GATEWAY_PORT "$GATEWAY_PORT"
+    resolve_admin
     [[ "$START_TIMEOUT" =~ ^[0-9]+$ ]] || die "CADDY_START_TIMEOUT must be whole seconds"
     mkdir -p "$RUN_DIR"
     case "${1:-}" in

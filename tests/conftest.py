@@ -31,7 +31,6 @@ STATE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DB}"
 TENANT_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{TEST_DB}_tenants"
 REDIS_URL = f"redis://127.0.0.1:6379/{14 - SLOT}"
 API_PORT = 23000 + 10 * SLOT
-CADDY_ADMIN_PORT = 22019 + 10 * SLOT
 GATEWAY_PORT = 28080 + 10 * SLOT
 TEST_PREFIX = "zt" if SLOT == 0 else f"z{SLOT}"  # every test department starts with it
 
@@ -129,7 +128,8 @@ def test_env(run_dir: Path, n8n_api_key: str, container_runtime: dict[str, str])
         "RUN_DIR": str(run_dir),
         "PORT": str(API_PORT),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{API_PORT}",
-        "CADDY_ADMIN_URL": f"http://127.0.0.1:{CADDY_ADMIN_PORT}",
+        # The socket scripts/caddy.sh opens in the RUN_DIR live_stack gives it.
+        "CADDY_ADMIN_URL": f"unix://{run_dir}/caddy/caddy-home/admin.sock",
         "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{GATEWAY_PORT}",
         "N8N_URL": os.environ.get("TEST_N8N_URL", "http://127.0.0.1:5678"),
         "N8N_API_KEY": n8n_api_key,
@@ -187,7 +187,6 @@ def live_stack(test_env: dict[str, str], run_dir: Path) -> Iterator[Stack]:
     redis.Redis.from_url(REDIS_URL).flushdb()
     caddy_env = {
         **test_env,
-        "CADDY_ADMIN_PORT": str(CADDY_ADMIN_PORT),
         "GATEWAY_PORT": str(GATEWAY_PORT),
         "RUN_DIR": str(run_dir / "caddy"),
     }

@@ -122,9 +122,7 @@ def _complete(method: str, path: str, operation: dict[str, Any]) -> None:
         parameters.append(IF_MATCH)
         responses["412"] = "PRECONDITION_FAILED"
     if op_id == "streamJobEvents":
-        _response(responses, 200)["content"] = {
-            "text/event-stream": {"schema": {"type": "string"}}
-        }
+        _response(responses, 200)["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
 
 
 def _add_errors(responses: dict[Any, Any], path: str, op_id: str) -> None:

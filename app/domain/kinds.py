@@ -125,9 +125,7 @@ POLICIES: dict[JobKind, JobPolicy] = {
         _PROVISION,
         kind=JobKind.ROTATE_CREDENTIALS,
         undo=Undo.NOTHING,  # until it completes the old credentials keep working
-        history_note=(
-            ("credentials", "tenant database password and OAuth client secret rotated"),
-        ),
+        history_note=(("credentials", "tenant database password and OAuth client secret rotated"),),
         department_while_running=None,
         department_on_failure=DepartmentStatus.ACTIVE,
         department_left_behind=DepartmentStatus.DEGRADED,

@@ -37,6 +37,7 @@ from app.providers.base import (
     Stopwatch,
 )
 from app.providers.http import request
+from app.providers.unix_http import session_for
 
 SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # host:port or [v6]:port; braces are excluded on purpose because Caddy would
@@ -127,10 +128,11 @@ class CaddyGatewayProvider:
     ) -> None:
         if not SERVER_NAME.fullmatch(server_name):
             raise ValueError(f"invalid Caddy server name {server_name!r}")
-        self.admin_url = admin_url.rstrip("/")
+        # ``unix:///path`` (the default, see unix_http) or an http(s) URL.
+        own_session, self.admin_url = session_for(admin_url)
         self.public_url = public_url.rstrip("/")
         self.server_name = server_name
-        self._session = session or requests.Session()
+        self._session = session or own_session
 
     # -- Provider interface -------------------------------------------------
 

@@ -95,7 +95,7 @@ def _gateway(settings: Settings) -> Provider:
     from app.providers.gateway_caddy import CaddyGatewayProvider
 
     return CaddyGatewayProvider(
-        admin_url=settings.CADDY_ADMIN_URL, public_url=settings.GATEWAY_PUBLIC_URL
+        admin_url=settings.caddy_admin_url, public_url=settings.GATEWAY_PUBLIC_URL
     )
 
 

@@ -27,7 +27,7 @@ from tests.support import keys, stack
 
 BASE = 30000 + 1000 * 7 + 100  # this suite's extra ports (slot 7's range)
 FRESH_DB = f"{TEST_DB}_restored"
-FRESH = {"api": BASE + 1, "caddy_admin": BASE + 19, "gateway": BASE + 80, "redis": BASE + 79}
+FRESH = {"api": BASE + 1, "gateway": BASE + 80, "redis": BASE + 79}
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> str:
@@ -84,7 +84,7 @@ def fresh_stack(live_stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
         "RUN_DIR": str(run_dir),
         "PORT": str(FRESH["api"]),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{FRESH['api']}",
-        "CADDY_ADMIN_URL": f"http://127.0.0.1:{FRESH['caddy_admin']}",
+        "CADDY_ADMIN_URL": f"unix://{run_dir}/caddy/caddy-home/admin.sock",
         "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{FRESH['gateway']}",
     }
     redis_server = stack.Service(
@@ -95,7 +95,6 @@ def fresh_stack(live_stack: Stack, tmp_path: Path) -> Iterator[dict[str, str]]:
     )
     caddy_env = {
         **env,
-        "CADDY_ADMIN_PORT": str(FRESH["caddy_admin"]),
         "GATEWAY_PORT": str(FRESH["gateway"]),
         "RUN_DIR": str(run_dir / "caddy"),
         "CADDY_START_TIMEOUT": "60",  # a loaded machine; the session's Caddy is already up

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import jwt
 import psycopg2
-import requests
 from flask import Flask
 
 from tests.conftest import TEST_DB, TEST_PREFIX, Stack, department_payload
 from tests.e2e.conftest import leftovers
 from tests.support import probes
+from tests.support.caddy_admin import caddy_admin
 
 
 def test_token_create_mints_a_token_with_the_claims(app: Flask) -> None:
@@ -88,8 +88,8 @@ def test_cleanup_removes_resources_that_have_no_record(live_stack: Stack, app: F
         "match": [{"path": [f"/departments/{department_id}/*"]}],
         "handle": [{"handler": "static_response", "body": "orphan"}],
     }
-    requests.put(
-        f"{admin}/config/apps/http/servers/gateway/routes/0", json=route, timeout=5
+    caddy_admin(
+        admin, "PUT", "/config/apps/http/servers/gateway/routes/0", json=route
     ).raise_for_status()
     assert set(leftovers(live_stack, department_id)) == {"schema", "role", "gateway_routes"}
 

@@ -29,7 +29,6 @@ from app.domain import saga
 from app.providers.faults import FaultInjector
 from tests.conftest import (
     API_PORT,
-    CADDY_ADMIN_PORT,
     GATEWAY_PORT,
     SLOT,
     TEST_DB,
@@ -356,8 +355,8 @@ class Outage:
 
 OUTAGES = [
     Outage("workflows", "deploy_workflows", "N8N_URL", via_proxy=True),
-    # Caddy's admin API refuses a Host it does not know, so a TCP proxy would be
-    # told 403; the suite's own Caddy may simply be stopped and started instead.
+    # Caddy's admin API is a unix socket a TCP proxy cannot stand in for; the
+    # suite's own Caddy may simply be stopped and started instead.
     Outage("gateway", "configure_gateway", "CADDY_ADMIN_URL", via_proxy=False),
 ]
 
@@ -374,7 +373,6 @@ class CaddySwitch:
     def __init__(self, env: dict[str, str], run_dir: Path) -> None:
         self.env = {
             **env,
-            "CADDY_ADMIN_PORT": str(CADDY_ADMIN_PORT),
             "GATEWAY_PORT": str(GATEWAY_PORT),
             "RUN_DIR": str(run_dir / "caddy"),
         }

@@ -30,6 +30,7 @@ from tests.e2e.test_faults import (
     wait_for_step_status,
 )
 from tests.support import probes
+from tests.support.caddy_admin import caddy_admin
 
 # Two configurations that differ in every field a step renders, so an update
 # between them plans all seven steps.
@@ -206,7 +207,7 @@ def _break_everything(live_stack: Stack, department_id: str) -> None:
             timeout=10,
         ).raise_for_status()
     # A route already gone (a case before this one failed) is drift enough.
-    requests.delete(f"{env['CADDY_ADMIN_URL']}/id/dept-{department_id}", timeout=5)
+    caddy_admin(env["CADDY_ADMIN_URL"], "DELETE", f"/id/dept-{department_id}")
 
 
 @pytest.mark.parametrize("step", saga.SAGA, ids=[s.name for s in saga.SAGA])

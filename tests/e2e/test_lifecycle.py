@@ -15,6 +15,7 @@ from app import config
 from tests.conftest import TEST_DB, Stack, department_payload
 from tests.e2e.conftest import leftovers, submit, wait_for_job, wait_for_status
 from tests.support import probes
+from tests.support.caddy_admin import caddy_admin
 
 
 def _provisioned(client: FlaskClient, headers: dict[str, str], **overrides: Any) -> dict[str, Any]:
@@ -54,7 +55,7 @@ def _snapshot(stack: Stack) -> dict[str, Any]:
         "counts": counts,
         "schemas": schemas,
         "roles": roles,
-        "caddy": requests.get(f"{env['CADDY_ADMIN_URL']}/config/", timeout=5).json(),
+        "caddy": caddy_admin(env["CADDY_ADMIN_URL"], "GET", "/config/").json(),
         "workflows": sorted((w["id"], w["active"]) for w in workflows["data"]),
     }
 
@@ -233,8 +234,8 @@ def test_drift_is_detected_and_repair_recreates_only_what_is_missing(
     with conn.cursor() as cur:
         cur.execute(f'DROP SCHEMA "{department_id}_tenant" CASCADE')
     conn.close()
-    requests.delete(
-        f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}", timeout=5
+    caddy_admin(
+        live_stack.env["CADDY_ADMIN_URL"], "DELETE", f"/id/dept-{department_id}"
     ).raise_for_status()
 
     findings = {f.department_id: f for f in detect_drift(config.current())}
@@ -353,8 +354,8 @@ def test_drift_repair_flag_restores_what_a_restart_lost(
     """What `make up` runs after the stack was down: routes and agents come back."""
     payload = _provisioned(client, admin_headers)
     department_id = payload["departmentId"]
-    requests.delete(
-        f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}", timeout=5
+    caddy_admin(
+        live_stack.env["CADDY_ADMIN_URL"], "DELETE", f"/id/dept-{department_id}"
     ).raise_for_status()
 
     result = app.test_cli_runner().invoke(args=["provisioning", "drift", "--repair", "--wait"])

@@ -16,9 +16,7 @@ def _login(base_url: str, password: str) -> int:
     return session.post(f"{base_url}/rest/login", json=body, timeout=15).status_code
 
 
-def test_the_fixed_password_no_longer_opens_n8n(
-    n8n_api_key: str, test_env: dict[str, str]
-) -> None:
+def test_the_fixed_password_no_longer_opens_n8n(n8n_api_key: str, test_env: dict[str, str]) -> None:
     base_url = test_env["N8N_URL"]
     assert _login(base_url, LEGACY_PASSWORD) != 200
     assert PASSWORD_FILE.stat().st_mode & 0o777 == 0o600

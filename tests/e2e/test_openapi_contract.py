@@ -88,8 +88,7 @@ def test_types_say_what_values_are(spec: dict[str, Any]) -> None:
 
 def _links(response: requests.Response) -> dict[str, str]:
     return {
-        rel: url
-        for url, rel in re.findall(r'<([^>]+)>; rel="([a-z]+)"', response.headers["Link"])
+        rel: url for url, rel in re.findall(r'<([^>]+)>; rel="([a-z]+)"', response.headers["Link"])
     }
 
 

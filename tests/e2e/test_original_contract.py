@@ -71,7 +71,13 @@ PROGRESS = {
     "oauth": str,
 }
 COMPONENT_STATES = {
-    "pending", "in_progress", "completed", "failed", "rolling_back", "rolled_back", "skipped"
+    "pending",
+    "in_progress",
+    "completed",
+    "failed",
+    "rolling_back",
+    "rolled_back",
+    "skipped",
 }
 LISTED = {
     "id": str,
@@ -187,12 +193,16 @@ def _original_tools_granted_and_served(view: dict[str, Any], deployment_url: str
     """`email` and `database` get scopes of their own and act as gmail and database_query."""
     oauth = next(step for step in view["steps"] if step["name"] == "create_oauth")
     assert sorted(oauth["outputs"]["scopes"]) == [
-        "tools:database", "tools:email", "tools:google_drive"
+        "tools:database",
+        "tools:email",
+        "tools:google_drive",
     ]
     agent = requests.get(deployment_url, timeout=10).json()
     assert agent["tools"] == ["email", "google_drive", "database"]
     assert agent["toolBehaviours"] == {
-        "email": "gmail", "google_drive": "google_drive", "database": "database_query"
+        "email": "gmail",
+        "google_drive": "google_drive",
+        "database": "database_query",
     }
 
 

@@ -203,19 +203,35 @@ def test_make_ups_stack_script_runs_the_whole_stack_from_the_original_env_file(
     ).start()
     try:
         migrated = subprocess.run(
-            ["sh", "scripts/serve.sh", "migrate"], cwd=stack.ROOT, env=env,
-            capture_output=True, text=True, timeout=120, check=False,
+            ["sh", "scripts/serve.sh", "migrate"],
+            cwd=stack.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert migrated.returncode == 0, migrated.stderr
         started = subprocess.run(
-            ["bash", "scripts/stack.sh", "start"], cwd=stack.ROOT, env=env,
-            capture_output=True, text=True, timeout=180, check=False,
+            ["bash", "scripts/stack.sh", "start"],
+            cwd=stack.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
         assert started.returncode == 0, started.stderr
         _provision_and_remove(app, live_stack)
     finally:
-        subprocess.run(["bash", "scripts/stack.sh", "stop"], cwd=stack.ROOT, env=env,
-                       capture_output=True, timeout=120, check=False)
+        subprocess.run(
+            ["bash", "scripts/stack.sh", "stop"],
+            cwd=stack.ROOT,
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         stop_all_agents(tmp_path / "run")
         redis.stop()
         _drop_own_databases()
@@ -226,8 +242,10 @@ def _provision_and_remove(app: Flask, live_stack: Stack) -> None:
     headers = {"Authorization": f"Bearer {make_token(app)}"}
     department_id = f"{TEST_PREFIX}st{uuid.uuid4().hex[:6]}"
     accepted = requests.post(
-        f"{base}/api/provision-department", json=department_payload(department_id),
-        headers=headers, timeout=30,
+        f"{base}/api/provision-department",
+        json=department_payload(department_id),
+        headers=headers,
+        timeout=30,
     )
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["provisioningId"]

@@ -55,9 +55,7 @@ def test_401_403_404_405_422_are_problems(live_stack: Stack, app: Flask) -> None
     assert {"region", "sneaky"} <= set(errors)
 
 
-def test_409_for_an_active_department(
-    client: FlaskClient, admin_headers: dict[str, str]
-) -> None:
+def test_409_for_an_active_department(client: FlaskClient, admin_headers: dict[str, str]) -> None:
     payload = department_payload()
     assert wait_for_job(submit(client, admin_headers, payload))["status"] == "completed"
     again = requests.post(

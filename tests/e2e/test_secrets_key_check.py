@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from tests.conftest import TEST_DB, Stack, department_payload
 from tests.e2e.conftest import submit, wait_for_job, wait_for_status
 from tests.support import keys, stack
+from tests.support.caddy_admin import caddy_admin
 
 PHRASE = "SECRETS_KEY does not decrypt"
 SLOT_PORT = 30000 + 1000 * 7  # this suite's own extra ports (see tests/conftest.py SLOT)
@@ -77,11 +78,9 @@ def test_api_and_worker_refuse_to_start_in_production_with_a_wrong_key(
 def test_drift_and_repair_start_no_job_that_must_fail(
     live_stack: Stack, client: FlaskClient, admin_headers: dict[str, str], provisioned: str
 ) -> None:
-    import requests
-
     department_id = provisioned
-    requests.delete(
-        f"{live_stack.env['CADDY_ADMIN_URL']}/id/dept-{department_id}", timeout=5
+    caddy_admin(
+        live_stack.env["CADDY_ADMIN_URL"], "DELETE", f"/id/dept-{department_id}"
     ).raise_for_status()
     with keys.under_foreign_key(TEST_DB, department_id, live_stack.env["SECRETS_KEY"]):
         for _ in range(2):  # `make up` twice: still nothing piles up

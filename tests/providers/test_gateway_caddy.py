@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +21,6 @@ from app.providers.base import ProviderError, TransientProviderError
 from app.providers.gateway_caddy import CaddyGatewayProvider
 from tests.support.caddy import CaddyInstance, Upstream, department
 
-ADMIN_PORT = 12019 + 10 * int(os.environ.get("TEST_SLOT", "0"))
 GATEWAY_PORT = 18080 + 10 * int(os.environ.get("TEST_SLOT", "0"))
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyInstance]:
     if shutil.which("caddy") is None:
         pytest.skip("caddy is not installed (apt-get install -y caddy)")
-    instance = CaddyInstance(ADMIN_PORT, GATEWAY_PORT, tmp_path_factory.mktemp("caddy-run"))
+    instance = CaddyInstance(GATEWAY_PORT, tmp_path_factory.mktemp("caddy-run"))
     instance.start()
     try:
         yield instance
@@ -151,7 +151,7 @@ def test_a_railway_domain_is_proxied_over_tls_with_its_own_host(
     domain = "dept-sales-production-ab12.up.railway.app"
     gateway.create(department("sales", f"{domain}:443"))
 
-    route = requests.get(f"{caddy.admin_url}/id/dept-sales", timeout=5).json()
+    route = caddy.admin("GET", "/id/dept-sales").json()
     [proxy] = [h for h in route["handle"] if h["handler"] == "reverse_proxy"]
     assert proxy["transport"] == {"protocol": "http", "tls": {"server_name": domain}}
     assert proxy["headers"] == {"request": {"set": {"Host": [domain]}}}
@@ -164,9 +164,8 @@ def test_create_collapses_duplicates_left_by_a_race(
     gateway.create(context)
     # Caddy 2.6.2 accepts a second object with the same @id, as two racing
     # creates would leave behind.
-    route = requests.get(f"{caddy.admin_url}/id/dept-sales", timeout=10).json()
-    routes_url = f"{caddy.admin_url}/config/apps/http/servers/gateway/routes/0"
-    requests.put(routes_url, json=route, timeout=10).raise_for_status()
+    route = caddy.admin("GET", "/id/dept-sales").json()
+    caddy.admin("PUT", "/config/apps/http/servers/gateway/routes/0", json=route).raise_for_status()
     assert caddy.count_id("dept-sales") == 2
 
     gateway.create(context)
@@ -178,7 +177,7 @@ def test_create_works_when_routes_array_is_empty(
     caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
 ) -> None:
     # Caddy answers PUT routes/0 on an empty array with a 500; create must not.
-    requests.delete(f"{caddy.admin_url}/id/gateway-fallback", timeout=10).raise_for_status()
+    caddy.admin("DELETE", "/id/gateway-fallback").raise_for_status()
 
     gateway.create(department("sales", upstream("sales").address))
 
@@ -253,9 +252,8 @@ def test_delete_removes_every_duplicate(
     caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
 ) -> None:
     gateway.create(department("sales", upstream("sales").address))
-    route = requests.get(f"{caddy.admin_url}/id/dept-sales", timeout=10).json()
-    routes_url = f"{caddy.admin_url}/config/apps/http/servers/gateway/routes/0"
-    requests.put(routes_url, json=route, timeout=10).raise_for_status()
+    route = caddy.admin("GET", "/id/dept-sales").json()
+    caddy.admin("PUT", "/config/apps/http/servers/gateway/routes/0", json=route).raise_for_status()
 
     gateway.delete(department("sales"))
 
@@ -360,3 +358,13 @@ def test_script_start_is_idempotent_and_status_reports(caddy: CaddyInstance) -> 
     assert "already running" in again.stdout
     assert status.returncode == 0
     assert "running" in status.stdout
+
+
+def test_admin_socket_missing_is_transient(tmp_path: Path) -> None:
+    # Caddy restarting: its socket is gone for a moment; the step must retry.
+    down = CaddyGatewayProvider(
+        admin_url=f"unix://{tmp_path}/admin.sock", public_url="http://127.0.0.1:1"
+    )
+    with pytest.raises(TransientProviderError):
+        down.create(department("sales", "127.0.0.1:9"))
+    assert "admin API" in down.check(department("sales")).detail

@@ -15,6 +15,7 @@ from typing import Any
 import requests
 
 from app.providers.base import DepartmentContext
+from tests.support.caddy_admin import caddy_admin
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CADDY_SCRIPT = PROJECT_ROOT / "scripts" / "caddy.sh"
@@ -22,15 +23,18 @@ CADDY_SCRIPT = PROJECT_ROOT / "scripts" / "caddy.sh"
 
 @dataclass
 class CaddyInstance:
-    """Our own caddy, started with the project's base config on test ports."""
+    """Our own caddy, started with the project's base config on a test port; its
+    admin API on the unix socket scripts/caddy.sh opens by default."""
 
-    admin_port: int
     gateway_port: int
     run_dir: Path
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"unix://{self.run_dir}/caddy-home/admin.sock"
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return caddy_admin(self.admin_url, method, path, **kwargs)
 
     @property
     def public_url(self) -> str:
@@ -39,7 +43,7 @@ class CaddyInstance:
     def script(self, command: str) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
-            "CADDY_ADMIN_PORT": str(self.admin_port),
+            "CADDY_ADMIN_URL": self.admin_url,
             "GATEWAY_PORT": str(self.gateway_port),
             "RUN_DIR": str(self.run_dir),
         }
@@ -63,11 +67,11 @@ class CaddyInstance:
     def reset(self) -> None:
         """Reload the rendered base config, dropping every department route."""
         config = json.loads((self.run_dir / "caddy.json").read_text())
-        response = requests.post(f"{self.admin_url}/load", json=config, timeout=10)
+        response = self.admin("POST", "/load", json=config)
         response.raise_for_status()
 
     def config(self) -> Any:
-        response = requests.get(f"{self.admin_url}/config/", timeout=10)
+        response = self.admin("GET", "/config/")
         response.raise_for_status()
         return response.json()
 

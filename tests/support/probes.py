@@ -10,6 +10,7 @@ import psycopg2
 import requests
 
 from app.providers.agent_process import find_agent_pids
+from tests.support.caddy_admin import caddy_admin
 
 
 def tenant_schema_exists(dbname: str, department_id: str) -> bool:
@@ -77,7 +78,7 @@ def stop_agent(department_id: str) -> None:
 
 
 def gateway_route_count(admin_url: str, department_id: str) -> int:
-    routes = requests.get(f"{admin_url}/config/apps/http/servers/gateway/routes", timeout=5).json()
+    routes = caddy_admin(admin_url, "GET", "/config/apps/http/servers/gateway/routes").json()
     return sum(1 for route in routes or [] if route.get("@id") == f"dept-{department_id}")
 
 

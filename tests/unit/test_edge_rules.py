@@ -74,8 +74,10 @@ def _edge_app() -> Flask:
 
 def test_a_declared_length_over_the_limit_is_413_unread() -> None:
     stream = io.BytesIO(b"x" * 4096)
-    response = _edge_app().test_client().post(
-        "/echo", input_stream=stream, headers={"Content-Length": "4096"}
+    response = (
+        _edge_app()
+        .test_client()
+        .post("/echo", input_stream=stream, headers={"Content-Length": "4096"})
     )
     assert response.status_code == 413
     assert stream.tell() == 0  # not a byte was read
@@ -84,8 +86,10 @@ def test_a_declared_length_over_the_limit_is_413_unread() -> None:
 @pytest.mark.parametrize(("size", "status"), [(2048, 200), (2049, 413)])
 def test_a_chunked_body_is_held_to_the_limit_whole(size: int, status: int) -> None:
     environ = {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
-    response = _edge_app().test_client().post(
-        "/echo", input_stream=io.BytesIO(b"y" * size), environ_base=environ
+    response = (
+        _edge_app()
+        .test_client()
+        .post("/echo", input_stream=io.BytesIO(b"y" * size), environ_base=environ)
     )
     assert response.status_code == status
     if status == 200:

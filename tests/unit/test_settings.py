@@ -148,8 +148,15 @@ def test_every_bad_setting_is_reported_at_once_in_one_message() -> None:
     assert lines[0] == "7 invalid settings (environment or .env):"
     named = [line.split("=")[0].split(":")[0].removeprefix("  - ") for line in lines[1:]]
     assert sorted(named) == sorted(
-        ["AUTO_REPAIR", "STEP_TIMEOUT", "RETRY_MAX", "PORT", "NODE_ENV", "CONTAINER_RUNTIME",
-         "WEBHOOK_SECRET"]
+        [
+            "AUTO_REPAIR",
+            "STEP_TIMEOUT",
+            "RETRY_MAX",
+            "PORT",
+            "NODE_ENV",
+            "CONTAINER_RUNTIME",
+            "WEBHOOK_SECRET",
+        ]
     )
     assert "Traceback" not in message
 
@@ -237,7 +244,10 @@ def test_the_original_env_file_with_real_secrets_gives_its_limits(
     assert settings.RAILWAY_API_TOKEN == "your-railway-token"
     url = make_url(settings.DATABASE_URL)
     assert (url.host, url.port, url.database, url.username) == (
-        "localhost", 5432, "federation", "postgres"
+        "localhost",
+        5432,
+        "federation",
+        "postgres",
     )
 
 
@@ -262,8 +272,33 @@ def test_env_file_names_an_env_file_elsewhere(
 def test_secret_names_are_recognised_by_their_ending() -> None:
     from app.config import is_secret
 
-    for name in ("JWT_SECRET", "WEBHOOK_SECRETS", "RAILWAY_API_TOKEN", "DB_PASSWORD",
-                 "SECRETS_KEY", "TENANT_DATABASE_URL", "REDIS_URL"):
+    for name in (
+        "JWT_SECRET",
+        "WEBHOOK_SECRETS",
+        "RAILWAY_API_TOKEN",
+        "DB_PASSWORD",
+        "SECRETS_KEY",
+        "TENANT_DATABASE_URL",
+        "REDIS_URL",
+    ):
         assert is_secret(name), name
     for name in ("OAUTH_TOKEN_TTL", "PORT", "N8N_URL", "DB_USER"):
         assert not is_secret(name), name
+
+
+def test_caddy_admin_defaults_to_the_socket_caddy_sh_opens(tmp_path: Path) -> None:
+    settings = _load(RUN_DIR=str(tmp_path))
+    assert settings.caddy_admin_url == f"unix://{tmp_path}/caddy-home/admin.sock"
+
+
+def test_the_deprecated_admin_port_still_means_a_loopback_port() -> None:
+    assert _load(CADDY_ADMIN_PORT="2019").caddy_admin_url == "http://127.0.0.1:2019"
+    chosen = _load(CADDY_ADMIN_PORT="2019", CADDY_ADMIN_URL="unix:///run/caddy/admin.sock")
+    assert chosen.caddy_admin_url == "unix:///run/caddy/admin.sock"
+
+
+@pytest.mark.parametrize(
+    "url", ["unix://relative/admin.sock", "ftp://host/", "unix:///" + "x" * 120, "http://"]
+)
+def test_a_caddy_admin_url_of_the_wrong_shape_is_refused(url: str) -> None:
+    assert "CADDY_ADMIN_URL" in _problems(CADDY_ADMIN_URL=url)

@@ -19,8 +19,15 @@ def test_every_setting_and_every_name_it_is_read_from_is_in_the_table() -> None:
     for field in Settings.model_fields:
         for name in environment_names(field):
             assert f"`{name}`" in generated
-    for name in ("API_WORKERS", "WORKER_CONCURRENCY", "FLOWER_PORT", "N8N_PORT", "NODE_ENV",
-                 "N8N_BASE_URL", "DB_PASSWORD"):
+    for name in (
+        "API_WORKERS",
+        "WORKER_CONCURRENCY",
+        "FLOWER_PORT",
+        "N8N_PORT",
+        "NODE_ENV",
+        "N8N_BASE_URL",
+        "DB_PASSWORD",
+    ):
         assert f"| `{name}`" in generated or f"or `{name}`" in generated
 
 
@@ -33,13 +40,19 @@ def test_effective_settings_name_their_source_and_never_show_a_secret(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clear_settings_environment(monkeypatch)
-    for name, value in {**REQUIRED, "NODE_ENV": "test", "STEP_TIMEOUT": "60000",
-                        "DB_PASSWORD": "hunter2-pw"}.items():
+    for name, value in {
+        **REQUIRED,
+        "NODE_ENV": "test",
+        "STEP_TIMEOUT": "60000",
+        "DB_PASSWORD": "hunter2-pw",
+    }.items():
         monkeypatch.setenv(name, value)
     lines = effective().splitlines()
     assert "APP_ENV = 'test'  (NODE_ENV)" in lines
     assert "STEP_TIMEOUT = 60.0  (STEP_TIMEOUT)" in lines
-    assert "DATABASE_URL = 'postgresql+psycopg2://postgres:***@127.0.0.1:5432/provisioning'" \
+    assert (
+        "DATABASE_URL = 'postgresql+psycopg2://postgres:***@127.0.0.1:5432/provisioning'"
         "  (default)" in lines
+    )
     text = "\n".join(lines)
     assert "hunter2" not in text and REQUIRED["JWT_SECRET"] not in text
