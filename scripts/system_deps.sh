@@ -2,7 +2,7 @@
 # Installs the system packages the stack (and, with `test`, the test suite)
 # needs, with apt-get, when they are missing; does nothing when all are there.
 #
-#   scripts/system_deps.sh demo    # PostgreSQL, Redis, Caddy, npm (for n8n),
+#   scripts/system_deps.sh demo    # PostgreSQL, Redis, Caddy, npm (for n8n), iptables,
 #                                  # debootstrap where Docker's engine is installed
 #   scripts/system_deps.sh test    # the same plus Chromium for the dashboard tests
 #
@@ -18,6 +18,9 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v caddy >/dev/null || missing+=(caddy)
 command -v npm >/dev/null || missing+=(npm)
+# The kernel keeps department agents off Redis with iptables rules
+# (app/providers/agent_network.py).
+command -v iptables >/dev/null || missing+=(iptables)
 # With Docker's engine installed, agents run as containers whose base image is
 # made with debootstrap (app/providers/agent_image.py): no registry is needed.
 if command -v dockerd >/dev/null; then

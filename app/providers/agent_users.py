@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.providers.agent_network import LOCAL_AGENT_UIDS
 from app.providers.base import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -115,8 +116,11 @@ def ensure_identity(department_id: str, home_root: Path) -> AgentIdentity:
         return AgentIdentity(name, os.getuid(), os.getgid(), home, False)
     entry = _our_user(department_id)
     if entry is None:
+        low, high = LOCAL_AGENT_UIDS  # where agent_network's fence expects agents
         _run_account_tool([
             "useradd", "--system", "--user-group", "--no-create-home",
+            "-K", f"SYS_UID_MIN={low}", "-K", f"SYS_UID_MAX={high}",
+            "-K", f"SYS_GID_MIN={low}", "-K", f"SYS_GID_MAX={high}",
             "--home-dir", str(home), "--shell", "/usr/sbin/nologin",
             "--comment", _marker(department_id), user_name(department_id),
         ])  # fmt: skip

@@ -18,7 +18,8 @@ Network: the host network, each agent on its own loopback port, because the
 engine runs with ``--bridge=none --iptables=false`` (no firewall changes on the
 host) and the agent must reach the tenant database and the token endpoint on
 loopback. Trade-off: agents share the host's network namespace, so network
-isolation between them is by credentials, not by reachability (README).
+isolation between them is by credentials, not by reachability (README), except
+for Redis, which has none: ``agent_network`` has the kernel refuse it to agents.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from app.providers.agent_inputs import AgentInputs
+from app.providers.agent_network import DOCKER_AGENT_UID
 from app.providers.agent_process import MANAGED_BY
 
-AGENT_UID = 10001
+AGENT_UID = DOCKER_AGENT_UID  # the image's user (docker/agent/Dockerfile)
 SETTINGS_DIR = "/run/agent"
 SETTINGS_FILE = f"{SETTINGS_DIR}/settings.json"
 # Written by a credential rotation into the same volume; the agent re-reads it.

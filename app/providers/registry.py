@@ -8,6 +8,7 @@ from typing import Any
 
 from app.config import Settings
 from app.domain.department import ConfigRules
+from app.providers.agent_network import FencedContainer, NetworkFence, redis_ports
 from app.providers.base import Provider
 from app.providers.database_postgres import PostgresTenantProvider
 from app.providers.deployment_check import DeploymentCheckProvider
@@ -64,17 +65,20 @@ def _container(settings: Settings) -> Provider:
         "database_name": tenant_url.database or "tenants",
         "oauth_token_url": f"{settings.oauth_issuer}/oauth/token",
     }
+    # Agents on this host start only once the kernel keeps them off Redis.
+    fence = NetworkFence(redis_ports(settings.REDIS_URL))
     if settings.CONTAINER_RUNTIME == "docker":
         from app.providers.agent_image import agent_tag
         from app.providers.container_docker import DockerContainerProvider
 
         image = settings.AGENT_IMAGE or agent_tag()
-        return DockerContainerProvider(
+        docker_runtime = DockerContainerProvider(
             docker_host=settings.DOCKER_HOST, image=image, instance=settings.RUN_DIR, **target
         )
+        return FencedContainer(docker_runtime, fence)
     from app.providers.container_local import LocalContainerProvider
 
-    return LocalContainerProvider(run_dir=Path(settings.RUN_DIR), **target)
+    return FencedContainer(LocalContainerProvider(run_dir=Path(settings.RUN_DIR), **target), fence)
 
 
 def _rotator(database: PostgresTenantProvider, oauth: Provider, container: Provider) -> Provider:

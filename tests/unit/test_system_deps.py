@@ -43,12 +43,12 @@ def _run(tmp_path: Path, profile: str, present: list[str]) -> tuple[int, str]:
     return proc.returncode, record.read_text() if record.exists() else ""
 
 
-ALL_TOOLS = ["pg_ctlcluster", "redis-server", "caddy", "npm"]
+ALL_TOOLS = ["pg_ctlcluster", "redis-server", "caddy", "npm", "iptables"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script installs as root")
 def test_test_profile_installs_chromium_and_what_else_is_missing(tmp_path: Path) -> None:
-    rc, apt = _run(tmp_path, "test", ["pg_ctlcluster", "redis-server", "npm"])
+    rc, apt = _run(tmp_path, "test", ["pg_ctlcluster", "redis-server", "npm", "iptables"])
     assert rc == 0
     assert "install" in apt
     installed = apt.split()
@@ -58,7 +58,7 @@ def test_test_profile_installs_chromium_and_what_else_is_missing(tmp_path: Path)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script installs as root")
 def test_demo_profile_needs_no_browser(tmp_path: Path) -> None:
-    rc, apt = _run(tmp_path, "demo", ["pg_ctlcluster", "caddy", "npm"])
+    rc, apt = _run(tmp_path, "demo", ["pg_ctlcluster", "caddy", "npm", "iptables"])
     assert rc == 0
     assert "redis-server" in apt.split()
     assert "chromium" not in apt
