@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config
 
@@ -26,6 +27,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config.update(_openapi_settings())
+    if settings.TRUSTED_PROXIES:
+        # The client is the address the outermost trusted proxy saw; limits, audit
+        # and /metrics' loopback rule then apply to it, not to the proxy.
+        hops = settings.TRUSTED_PROXIES
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     from app.persistence.database import db
 

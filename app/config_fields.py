@@ -128,6 +128,10 @@ class SecuritySettings(_Group):
     """`/oauth/*` requests per OAuth client id (each wrong secret costs a scrypt hash)"""
     OAUTH_PURGE_INTERVAL: SecondsOrOff = 3600.0
     """how often beat deletes expired OAuth token records; 0 turns it off"""
+    TRUSTED_PROXIES: int = Field(0, ge=0, le=10)
+    """reverse proxies in front of the API (Railway's edge: 1); their X-Forwarded-For,
+    -Proto and -Host name the client. 0: those headers are ignored, so a client cannot
+    choose the address its rate limits are counted under"""
     JWT_MAX_TTL_DAYS: float = Field(30.0, gt=0, le=365)
     """longest lifetime an API token may have; longer ones are refused when minted and
     when presented"""

@@ -29,6 +29,7 @@ from tests.support import stack
 
 BASE = f"http://127.0.0.1:{API_PORT}"
 STRICT_PORT = 30000 + 1000 * SLOT + 7
+PROXIED_PORT = 30000 + 1000 * SLOT + 8
 
 
 @pytest.mark.parametrize(
@@ -181,6 +182,47 @@ def test_failed_authentication_is_limited_per_address_and_spares_valid_callers(
     assert refused <= 5 and codes == [401] * refused + [429] * (7 - refused), codes
     assert int(answers[-1].headers["Retry-After"]) > 0
     assert requests.get(url, headers=admin_headers, timeout=10).status_code == 200
+
+
+# --- clients behind a reverse proxy ------------------------------------------------------
+
+
+def _auth_failures(url: str, forwarded_for: str, count: int) -> list[int]:
+    headers = {"Authorization": "Bearer not.a.jwt", "X-Forwarded-For": forwarded_for}
+    return [requests.get(url, headers=headers, timeout=10).status_code for _ in range(count)]
+
+
+def test_a_forged_forwarded_for_does_not_buy_fresh_budgets(strict_api: str) -> None:
+    """No proxy trusted (the default): X-Forwarded-For is the client's own claim."""
+    url = f"{strict_api}/api/departments"
+    codes = [_auth_failures(url, f"198.51.100.{n}", 1)[0] for n in range(7)]
+    assert codes[-2:] == [429, 429], codes
+
+
+@pytest.fixture(scope="module")
+def proxied_api(live_stack: Stack, run_dir: Path) -> Iterator[str]:
+    """An API behind one trusted proxy (TRUSTED_PROXIES=1), with a small auth budget."""
+    env = {**live_stack.env, "TRUSTED_PROXIES": "1", "AUTH_FAILURE_RATE_LIMIT": "5 per minute"}
+    service = stack.api_server(env, run_dir, PROXIED_PORT, name="api-proxied").start()
+    stack.wait_http(f"http://127.0.0.1:{PROXIED_PORT}/openapi.json")
+    yield f"http://127.0.0.1:{PROXIED_PORT}"
+    service.stop()
+
+
+def test_clients_behind_a_trusted_proxy_are_limited_one_by_one(proxied_api: str) -> None:
+    url = f"{proxied_api}/api/departments"
+    noisy = _auth_failures(url, "203.0.113.10", 7)
+    assert noisy[:5] == [401] * 5 and noisy[5:] == [429, 429], noisy
+    # Another client of the same proxy (same TCP peer) keeps its own budget.
+    assert _auth_failures(url, "203.0.113.11", 1) == [401]
+
+
+def test_metrics_through_a_proxy_is_not_a_loopback_request(proxied_api: str) -> None:
+    """The proxy connects from loopback; the client it forwards is not loopback."""
+    remote = {"X-Forwarded-For": "203.0.113.12"}
+    assert requests.get(f"{proxied_api}/metrics", headers=remote, timeout=10).status_code == 403
+    local = {"X-Forwarded-For": "127.0.0.1"}
+    assert requests.get(f"{proxied_api}/metrics", headers=local, timeout=10).status_code == 200
 
 
 # --- the OAuth server -------------------------------------------------------------------
