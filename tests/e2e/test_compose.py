@@ -31,9 +31,10 @@ from tests.support.stack import ROOT
 
 COMPOSE = shutil.which("docker-compose")
 CONTAINER_API_PORT = API_PORT + 3
+APP_UID = 10002  # the app image's user (Dockerfile)
 # What Compose points at its own services; here, this suite's stack instead.
 STACK_ENDPOINTS = (
-    "DATABASE_URL", "TENANT_DATABASE_URL", "REDIS_URL", "CADDY_ADMIN_URL",
+    "DATABASE_URL", "TENANT_DATABASE_URL", "REDIS_URL",
     "GATEWAY_PUBLIC_URL", "N8N_URL", "N8N_API_KEY", "JWT_SECRET", "SECRETS_KEY",
     "DOCKER_HOST", "AGENT_IMAGE",
 )  # fmt: skip
@@ -86,9 +87,15 @@ def compose_processes(live_stack: Stack, app_image: str) -> Iterator[tuple[Any, 
     engine = docker.DockerClient(base_url=live_stack.env["DOCKER_HOST"])  # type: ignore[attr-defined]
     services = compose_config({**os.environ})["services"]
     socket_path = live_stack.env["DOCKER_HOST"].removeprefix("unix://")
+    # Caddy's admin socket as Compose shares it: in the run volume, the app uid's.
+    admin_socket = Path(live_stack.env["CADDY_ADMIN_URL"].removeprefix("unix://"))
+    caddy_admin = {
+        str(admin_socket.parent): {"bind": "/run/orchestrator/caddy-admin", "mode": "rw"}
+    }
     started: dict[str, Any] = {}
     live_stack.worker.stop()
     live_stack.beat.stop()
+    _own(admin_socket, APP_UID)
     try:
         for name in ("api", "worker", "beat"):
             env = dict(services[name]["environment"])
@@ -101,11 +108,12 @@ def compose_processes(live_stack: Stack, app_image: str) -> Iterator[tuple[Any, 
                 app_image, services[name]["command"], detach=True, environment=env,
                 network_mode="host", name=f"po-compose-test-{name}-{os.getpid()}",
                 group_add=(services[name].get("group_add") and [str(_docker_gid())]) or None,
-                volumes={socket_path: {"bind": "/var/run/docker.sock", "mode": "rw"}}
-                if name == "worker" else None,
+                volumes={socket_path: {"bind": "/var/run/docker.sock", "mode": "rw"}, **caddy_admin}
+                if name == "worker" else caddy_admin,
             )  # fmt: skip
         yield engine, started
     finally:
+        _own(admin_socket, 0)
         for container in started.values():
             print(container.logs(tail=40).decode(errors="replace"), file=sys.stderr)
             container.remove(force=True)
@@ -113,6 +121,11 @@ def compose_processes(live_stack: Stack, app_image: str) -> Iterator[tuple[Any, 
             live_stack.worker.name, live_stack.worker.command, live_stack.env, live_stack.log_dir
         ).start()
         live_stack.restart_beat()
+
+
+def _own(admin_socket: Path, uid: int) -> None:
+    for path in (admin_socket.parent, admin_socket):
+        os.chown(path, uid, uid)
 
 
 def _docker_gid() -> int:
