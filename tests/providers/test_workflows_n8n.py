@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from app.providers.base import DepartmentContext, ProviderError, TransientProviderError
-from app.providers.workflow_templates import CATALOGUE
+from app.providers.workflow_templates import CATALOGUE, DEFAULT_TEMPLATES_DIR, build_workflow
 from app.providers.workflows_n8n import N8nWorkflowProvider, department_tag
 from tests.support.n8n import N8nInstance, department, ensure_n8n
 
@@ -142,7 +142,7 @@ def test_retry_adopts_an_untagged_workflow_and_drops_duplicates(
 ) -> None:
     ctx = make_department("adopt", workflows=["email"])
     # What a crash between "create workflow" and "tag it" (or two racing jobs) leaves.
-    body = provider._build(ctx, "email")
+    body = build_workflow(ctx, DEFAULT_TEMPLATES_DIR, "email")
     ids = [n8n.api("POST", "/workflows", json=body).json()["id"] for _ in range(2)]
 
     outputs = provider.create(ctx)
