@@ -42,7 +42,9 @@ class CommandFailed(click.ClickException):
 
     def __init__(self, message: str, code: Exit) -> None:
         super().__init__(message)
-        self.exit_code = int(code)
+        # click 8.5 types exit_code as a ClassVar; click reads it from the
+        # instance, so an instance attribute gives each failure its own code.
+        self.exit_code = int(code)  # type: ignore[misc]
 
 
 def fail(message: str, code: Exit) -> NoReturn:

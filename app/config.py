@@ -70,6 +70,15 @@ class Settings(
     def _upper(cls, raw: object) -> object:
         return raw.upper() if isinstance(raw, str) else raw
 
+    @field_validator("DATABASE_URL", "TENANT_DATABASE_URL", mode="after")
+    @classmethod
+    def _psycopg2_driver(cls, url: str) -> str:
+        """A bare postgresql:// URL keeps meaning psycopg2 (the installed driver):
+        SQLAlchemy 2.1 made psycopg 3 the default for that scheme."""
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+        return url
+
     @model_validator(mode="before")
     @classmethod
     def _state_url_from_parts(cls, data: Any) -> Any:

@@ -194,6 +194,17 @@ def test_the_original_names_are_read() -> None:
     assert (url.username, url.password) == ("orchestrator", "p@ss/word")
 
 
+def test_a_bare_postgresql_url_keeps_meaning_psycopg2() -> None:
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which is not installed
+    settings = _load(
+        DATABASE_URL="postgresql://orchestrator:pw@db.internal/federation",
+        TENANT_DATABASE_URL="postgresql://provisioner@db.internal/tenants",
+    )
+    assert make_url(settings.DATABASE_URL).drivername == "postgresql+psycopg2"
+    assert make_url(settings.tenant_database_url).drivername == "postgresql+psycopg2"
+    assert make_url(settings.DATABASE_URL).password == "pw"
+
+
 def test_this_projects_names_win_over_the_originals() -> None:
     settings = _load(
         APP_ENV="test",

@@ -98,7 +98,7 @@ class AuditFilter:
     actor: str | None = None
 
 
-def _filtered(criteria: AuditFilter) -> Select[tuple[AuditRecord]]:
+def _filtered(criteria: AuditFilter) -> Select[AuditRecord]:
     query = select(AuditRecord)
     if criteria.department_id:
         query = query.where(AuditRecord.department_id == criteria.department_id)
