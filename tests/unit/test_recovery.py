@@ -69,7 +69,7 @@ def test_an_update_or_repair_resumes_at_the_step_its_worker_died_in(
 
 @pytest.mark.parametrize(
     ("kind", "state"),
-    itertools.product([JobKind.PROVISION, JobKind.UPDATE, JobKind.REPAIR], FORWARD_STATES),
+    list(itertools.product([JobKind.PROVISION, JobKind.UPDATE, JobKind.REPAIR], FORWARD_STATES)),
 )
 def test_a_building_job_in_any_forward_state_resumes_or_times_out(
     kind: JobKind, state: JobState
