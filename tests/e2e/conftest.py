@@ -43,6 +43,24 @@ def faults(app: Flask) -> Iterator[Any]:
         injector.clear(department_id)
 
 
+def listed(client: FlaskClient, headers: dict[str, str], query: str = "") -> list[dict[str, Any]]:
+    """Every department the list answers, page by page: by the time a test looks,
+    earlier ones have left more departments than one default page (50) holds."""
+    rows: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        url = f"/api/departments?{query}&perPage=500&page={page}"
+        body = client.get(url, headers=headers).get_json()
+        rows += body["departments"]
+        if page * body["perPage"] >= body["total"]:
+            return rows
+        page += 1
+
+
+def listed_ids(client: FlaskClient, headers: dict[str, str], query: str = "") -> set[str]:
+    return {row["departmentId"] for row in listed(client, headers, query)}
+
+
 def submit(client: FlaskClient, headers: dict[str, str], payload: dict[str, Any]) -> str:
     response = client.post("/api/provision-department", json=payload, headers=headers)
     assert response.status_code == 202, response.get_json()

@@ -165,8 +165,10 @@ def test_the_app_image_runs_composes_api_worker_and_beat_end_to_end(
     )
     assert gone.status_code == 202, gone.text
     _wait(
-        lambda: not engine.containers.list(
-            all=True, filters={"label": f"department-id={payload['departmentId']}"}
+        lambda: (
+            not engine.containers.list(
+                all=True, filters={"label": f"department-id={payload['departmentId']}"}
+            )
         ),
         "deprovisioning by the containerised worker",
         timeout=120,

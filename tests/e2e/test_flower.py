@@ -96,8 +96,9 @@ def test_flower_lists_the_step_tasks_by_name_with_ids_only(
     wanted = {f"provisioning.step.{step}" for step in STEPS}
 
     tasks = wait_for_tasks(
-        lambda all_tasks: wanted
-        <= {n for n, t in tasks_of(all_tasks, job_id).items() if t["state"] == "SUCCESS"}
+        lambda all_tasks: (
+            wanted <= {n for n, t in tasks_of(all_tasks, job_id).items() if t["state"] == "SUCCESS"}
+        )
     )
 
     mine = tasks_of(tasks, job_id)

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 
 from app.domain import saga
 from tests.conftest import TEST_DB, Stack, department_payload, make_token
-from tests.e2e.conftest import leftovers, submit, wait_for_job, wait_for_status
+from tests.e2e.conftest import leftovers, listed_ids, submit, wait_for_job, wait_for_status
 from tests.e2e.test_faults import (
     JOB_TIMEOUT,
     active_oauth_clients,
@@ -267,5 +267,4 @@ def test_worker_sigkilled_during_each_removal_of_a_deprovisioning_job(
         )
     assert step_view(view, step.name)["attempts"] == 2
     assert leftovers(live_stack, department_id) == {}
-    listed = client.get("/api/departments?status=DEPROVISIONED", headers=headers).get_json()
-    assert department_id in [d["departmentId"] for d in listed["departments"]]
+    assert department_id in listed_ids(client, headers, "status=DEPROVISIONED")

@@ -85,8 +85,9 @@ def test_jobs_steps_retries_and_rollbacks_are_counted_across_processes(
 
     after = eventually(
         scrape,
-        lambda s: delta(before, s, "provisioning_jobs_total", kind="provision", outcome="failed")
-        >= 1,
+        lambda s: (
+            delta(before, s, "provisioning_jobs_total", kind="provision", outcome="failed") >= 1
+        ),
     )
     jobs = {"kind": "provision"}
     assert delta(before, after, "provisioning_jobs_total", **jobs, outcome="completed") >= 1

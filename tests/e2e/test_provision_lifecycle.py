@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import TEST_DB, Stack, department_payload, make_token
-from tests.e2e.conftest import leftovers, submit, wait_for_job
+from tests.e2e.conftest import leftovers, listed_ids, submit, wait_for_job
 from tests.support import probes
 
 COMPONENTS = ("database", "oauth", "docker", "n8n", "gateway")
@@ -60,16 +60,14 @@ def test_provision_then_deprovision_with_every_real_component(
         "gateway_route",
     }
 
-    listed = client.get("/api/departments?status=ACTIVE", headers=admin_headers).get_json()
-    assert department_id in [d["departmentId"] for d in listed["departments"]]
+    assert department_id in listed_ids(client, admin_headers, "status=ACTIVE")
 
     gone = client.delete(f"/api/deprovision/{department_id}", headers=admin_headers)
     assert gone.status_code == 202 and gone.get_json()["status"] == "DEPROVISIONING"
     final = wait_for_job(str(gone.get_json()["provisioningId"]))
     assert final["status"] == "completed", final
     assert leftovers(live_stack, department_id) == {}
-    row = client.get("/api/departments?status=DEPROVISIONED", headers=admin_headers).get_json()
-    assert department_id in [d["departmentId"] for d in row["departments"]]
+    assert department_id in listed_ids(client, admin_headers, "status=DEPROVISIONED")
     assert requests.get(body["deploymentUrl"], timeout=10).status_code == 404
 
 
