@@ -10,7 +10,6 @@ still gets PONG: the refusal is the fence, not a Redis that is down.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.conftest import REDIS_URL, Stack, department_payload
 from tests.e2e.conftest import submit, wait_for_job
 from tests.e2e.test_faults import step_view
 from tests.support import probes
+from tests.support.as_user import python_as
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the fence needs root (README)")
 
@@ -51,12 +51,7 @@ def probe_from_agent(env: dict[str, str], department_id: str) -> str:
     pid = probes.agent_pids(department_id)[0]
     uid = Path(f"/proc/{pid}").stat().st_uid
     interpreter = os.readlink(f"/proc/{pid}/exe")
-    result = subprocess.run(
-        [interpreter, "-I", "-c", PROBE, str(REDIS_PORT)],
-        capture_output=True, text=True, user=uid, group=uid, extra_groups=[], cwd="/", timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return python_as(uid, uid, PROBE, str(REDIS_PORT), python=interpreter)
 
 
 def test_an_agent_is_refused_by_redis_on_every_address(

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from app.providers import agent_users
 from app.providers.docker_agent import AGENT_UID
 from tests.conftest import GATEWAY_PORT, Stack
+from tests.support.as_user import python_as
 from tests.support.caddy_admin import caddy_admin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to an agent's uid needs root")
@@ -65,18 +65,8 @@ def caddy_tcp_ports(run_dir: Path) -> set[int]:
 
 
 def probe_as_agent(socket_path: str, ports: set[int]) -> dict[str, str]:
-    result = subprocess.run(
-        [agent_users.agent_python(), "-I", "-c", PROBE, socket_path, *map(str, sorted(ports))],
-        capture_output=True,
-        text=True,
-        user=AGENT_UID,
-        group=AGENT_UID,
-        extra_groups=[],
-        cwd="/",
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    ports_args = map(str, sorted(ports))
+    return json.loads(python_as(AGENT_UID, AGENT_UID, PROBE, socket_path, *ports_args))
 
 
 def test_agent_uid_reaches_no_caddy_admin_api(live_stack: Stack, run_dir: Path) -> None:

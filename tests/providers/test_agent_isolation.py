@@ -17,6 +17,7 @@ import pytest
 
 from app.providers import agent_users
 from tests.providers.conftest import Department, bare_context
+from tests.support.as_user import python_as
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,19 +39,7 @@ else:
 
 def read_as(uid: int, gid: int, path: str) -> str:
     """Tries to read ``path`` with the given identity; 'READ' or 'refused: ...'."""
-    # The agents' own interpreter: the test's may live under a 0700 home.
-    result = subprocess.run(
-        [agent_users.agent_python(), "-I", "-c", ATTEMPT, path],
-        capture_output=True,
-        text=True,
-        user=uid,
-        group=gid,
-        extra_groups=[],
-        cwd="/",
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return python_as(uid, gid, ATTEMPT, path).strip()
 
 
 @pytest.fixture
