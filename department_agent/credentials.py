@@ -39,7 +39,7 @@ class CredentialSource:
     def __init__(self, initial: Credentials, path: str | None) -> None:
         self._initial = initial
         self._path = path or None
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, ...] | None = None
         self._current = initial
         self._lock = Lock()
 
@@ -50,7 +50,10 @@ class CredentialSource:
             stat = os.stat(self._path)
         except FileNotFoundError:
             return self._initial
-        stamp = (stat.st_mtime_ns, stat.st_ino)
+        # The change time too: the kernel sets it on every write, whereas a file
+        # rewritten in place (docker's put_archive) keeps its inode, and its mtime
+        # comes from the archive in whole seconds, the same for two hand-overs.
+        stamp = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_size)
         with self._lock:
             if stamp != self._seen:
                 self._current = self._read() or self._current

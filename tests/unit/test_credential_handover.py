@@ -41,3 +41,18 @@ def test_the_rotation_waits_for_exactly_what_it_handed_over() -> None:
     assert _matches({**held_both, "used": new}, {"used": new, "oauth": secret})
     assert not _matches({**held_both, "oauth": fingerprint("s1")}, {"held": new, "oauth": secret})
     assert not _matches({}, {"held": new, "oauth": secret})  # an agent that did not answer
+
+
+def test_a_second_hand_over_within_the_same_second_is_not_missed(tmp_path: Path) -> None:
+    """Docker's put_archive rewrites the file in place with the tar's whole-second
+    mtime: two hand-overs in one second share inode and mtime, not the change time."""
+    path = tmp_path / "credentials.json"
+    source = CredentialSource(Credentials(("old",), "s1"), str(path))
+    _write(path, {"databasePasswords": ["pw-1"], "oauthClientSecret": "s1"}, 5_000)
+    assert source.current() == Credentials(("pw-1",), "s1")
+    inode = path.stat().st_ino
+
+    _write(path, {"databasePasswords": ["pw-2"], "oauthClientSecret": "s2"}, 5_000)
+
+    assert path.stat().st_ino == inode  # same inode, mtime and size: only ctime moved
+    assert source.current() == Credentials(("pw-2",), "s2")
