@@ -293,6 +293,10 @@ def test_redis_restarted_mid_job_the_sweeper_resumes_from_the_database(
     view = wait_for_job(job, timeout=JOB_TIMEOUT)
 
     assert view["status"] == "completed", view
+    # Celery 5.7.0's consumer died on this outage (AttributeError closing the
+    # lost connection with a task unacknowledged) and never consumed again.
+    worker_log = private_stack.worker.log_path.read_text(errors="replace")
+    assert "Unrecoverable error" not in worker_log, private_stack.worker.tail()
     assert_provisioned_exactly_once(live_stack, payload)
     deprovision_cleanly(live_stack, client, admin_headers, department_id)
 
