@@ -94,7 +94,6 @@ test-unit: venv
 
 test: venv test-unit deps-test services
 	@scripts/n8n.sh install
-	@command -v docker-compose >/dev/null || apt-get install -y -qq docker-compose >/dev/null || true
 	@if command -v docker-compose >/dev/null; then docker-compose config -q && echo "docker-compose.yml: valid"; fi
 	.venv/bin/ruff check .
 	.venv/bin/mypy

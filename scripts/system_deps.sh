@@ -3,8 +3,9 @@
 # needs, with apt-get, when they are missing; does nothing when all are there.
 #
 #   scripts/system_deps.sh demo    # PostgreSQL, Redis, Caddy, npm (for n8n), iptables,
-#                                  # debootstrap where Docker's engine is installed
-#   scripts/system_deps.sh test    # the same plus Chromium for the dashboard tests
+#                                  # Docker's engine and debootstrap (not with the
+#                                  # `local` runtime)
+#   scripts/system_deps.sh test    # the same plus Chromium and docker-compose
 #
 # Why here and not only in CI: the README promises that `make demo` and
 # `make test` set a fresh machine up by themselves, so CI must need nothing more.
@@ -21,14 +22,22 @@ command -v npm >/dev/null || missing+=(npm)
 # The kernel keeps department agents off Redis with iptables rules
 # (app/providers/agent_network.py).
 command -v iptables >/dev/null || missing+=(iptables)
-# With Docker's engine installed, agents run as containers whose base image is
-# made with debootstrap (app/providers/agent_image.py): no registry is needed.
-if command -v dockerd >/dev/null; then
+# Agents run as Docker containers unless the runtime is set to `local`
+# (CONTAINER_RUNTIME for the stack, TEST_CONTAINER_RUNTIME for the suite): the
+# engine is Debian's docker.io, and the agent image's base is made with
+# debootstrap (app/providers/agent_image.py), so no registry is needed.
+# An engine already installed (Docker CE's own packages) is used as it is.
+runtime="${CONTAINER_RUNTIME:-docker}"
+[ "$profile" = test ] && runtime="${TEST_CONTAINER_RUNTIME:-docker}"
+if [ "$runtime" = docker ]; then
+    command -v dockerd >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
 fi
 if [ "$profile" = test ]; then
     # Playwright drives Debian's Chromium (tests/e2e/test_dashboard.py).
     [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ] || missing+=(chromium chromium-driver)
+    # The suite validates docker-compose.yml with it (tests/e2e/test_compose.py).
+    command -v docker-compose >/dev/null || missing+=(docker-compose)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "system_deps.sh"
 
 
-def _run(tmp_path: Path, profile: str, present: list[str]) -> tuple[int, str]:
+def _run(
+    tmp_path: Path, profile: str, present: list[str], extra_env: dict[str, str] | None = None
+) -> tuple[int, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     record = tmp_path / "apt-args"
@@ -32,6 +34,7 @@ def _run(tmp_path: Path, profile: str, present: list[str]) -> tuple[int, str]:
     env = {"PATH": str(bin_dir), "CHROMIUM_BIN": str(tmp_path / "no-chromium")}
     if "chromium" in present:
         env["CHROMIUM_BIN"] = str(bin_dir / "chromium")
+    env.update(extra_env or {})
     proc = subprocess.run(
         ["/bin/bash", str(SCRIPT), profile],
         env=env,
@@ -43,7 +46,7 @@ def _run(tmp_path: Path, profile: str, present: list[str]) -> tuple[int, str]:
     return proc.returncode, record.read_text() if record.exists() else ""
 
 
-ALL_TOOLS = ["pg_ctlcluster", "redis-server", "caddy", "npm", "iptables"]
+ALL_TOOLS = ["pg_ctlcluster", "redis-server", "caddy", "npm", "iptables", "dockerd", "debootstrap"]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script installs as root")
@@ -65,7 +68,7 @@ def test_demo_profile_needs_no_browser(tmp_path: Path) -> None:
 
 
 def test_nothing_missing_runs_no_apt(tmp_path: Path) -> None:
-    rc, apt = _run(tmp_path, "test", [*ALL_TOOLS, "chromium"])
+    rc, apt = _run(tmp_path, "test", [*ALL_TOOLS, "chromium", "docker-compose"])
     assert rc == 0
     assert apt == ""
 
@@ -77,13 +80,35 @@ def test_ci_needs_nothing_make_test_does_not_install() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script installs as root")
-def test_a_docker_engine_brings_debootstrap_for_the_agent_image(tmp_path: Path) -> None:
-    rc, apt = _run(tmp_path, "demo", [*ALL_TOOLS, "dockerd"])
+def test_an_installed_engine_is_kept_and_gets_debootstrap_for_the_agent_image(
+    tmp_path: Path,
+) -> None:
+    present = [t for t in ALL_TOOLS if t != "debootstrap"]
+    rc, apt = _run(tmp_path, "demo", present)
     assert rc == 0
     assert apt.split()[-1:] == ["debootstrap"]
+    assert "docker.io" not in apt
 
 
-def test_no_docker_engine_needs_no_debootstrap(tmp_path: Path) -> None:
-    rc, apt = _run(tmp_path, "demo", ALL_TOOLS)
+@pytest.mark.skipif(os.geteuid() != 0, reason="the script installs as root")
+def test_a_machine_without_an_engine_gets_debians(tmp_path: Path) -> None:
+    """The landing CI's machine had no docker.io until docker-compose pulled it
+    in, after the check for debootstrap: the image build then failed."""
+    present = [t for t in ALL_TOOLS if t not in ("dockerd", "debootstrap")]
+    rc, apt = _run(tmp_path, "test", [*present, "chromium"])
     assert rc == 0
-    assert "debootstrap" not in apt
+    assert {"docker.io", "debootstrap", "docker-compose"} <= set(apt.split())
+
+
+def test_the_local_runtime_needs_no_engine(tmp_path: Path) -> None:
+    present = [t for t in ALL_TOOLS if t not in ("dockerd", "debootstrap")]
+    rc, apt = _run(tmp_path, "demo", present, {"CONTAINER_RUNTIME": "local"})
+    assert rc == 0
+    assert apt == ""
+    (tmp_path / "t").mkdir()
+    rc, apt = _run(
+        tmp_path / "t", "test", [*present, "chromium", "docker-compose"],
+        {"TEST_CONTAINER_RUNTIME": "local"},
+    )  # fmt: skip
+    assert rc == 0
+    assert apt == ""
