@@ -164,7 +164,9 @@ def _init_event_subscribers(app: Flask) -> None:
 
 
 def _init_webhooks() -> None:
-    """Every process that commits job transitions (API, worker, CLI) notifies."""
-    from app.domain.services import webhooks
+    """Every process that commits job transitions (API, worker, CLI) notifies,
+    and gives a waiting job the place of one that ended."""
+    from app.domain.services import admission, webhooks
 
     webhooks.install()
+    admission.install()

@@ -47,6 +47,9 @@ class ProcessSettings(_Group):
     """gunicorn worker processes (`scripts/stack.sh`)"""
     WORKER_CONCURRENCY: int = Field(8, ge=1, le=256)
     """Celery worker processes (`scripts/stack.sh`)"""
+    MAX_ACTIVE_JOBS: int = Field(0, ge=0, le=10000)
+    """jobs running at once; later ones wait their turn in submission order, their
+    `MAX_PROVISIONING_TIME` starting only when they start (0: twice `WORKER_CONCURRENCY`)"""
     FLOWER_PORT: int = Field(5555, ge=1, le=65535)
     """Flower port (`scripts/stack.sh`)"""
     RUN_DIR: str = str(PROJECT_ROOT / ".run")
@@ -80,8 +83,8 @@ class StateSettings(_Group):
 
 class TimingSettings(_Group):
     MAX_PROVISIONING_TIME: JobDeadline = 300.0
-    """job deadline, from submission: `300s`, `5m`; a bare number is milliseconds, as in the
-    original service (`300000`)"""
+    """job deadline, counted from the job's start (see `MAX_ACTIVE_JOBS`): `300s`, `5m`;
+    a bare number is milliseconds, as in the original service (`300000`)"""
     STEP_TIMEOUT: StepTimeout = 60.0
     """bound on each step: `60s`, `1m`; a bare number is milliseconds, as in the original
     service (`60000`)"""

@@ -60,6 +60,13 @@ class ProvisionStatusSchema(Schema):
         }
     )
     currentStep = fields.String()
+    queuePosition = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "while the job waits for a place among the MAX_ACTIVE_JOBS "
+            "running ones: 1 for the next to start; null once it runs"
+        },
+    )
     startedAt = timestamp(allow_none=True)
     estimatedCompletion = timestamp(allow_none=True)
     completedAt = timestamp(allow_none=True)

@@ -164,37 +164,50 @@ def _job_duration(job_id: str) -> float | None:
 
 
 class InFlightCollector:
-    """``provisioning_jobs_in_flight{kind}`` counted in the database when scraped."""
+    """``provisioning_jobs_in_flight{kind}`` and, of those, ``provisioning_jobs_waiting{kind}``
+    (not yet admitted: MAX_ACTIVE_JOBS reached), counted in the database when scraped."""
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield self._family()
+        yield from self._families()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = self._family()
         try:
             counts = _in_flight_counts()
         except Exception:
             logger.exception("could not count in-flight jobs")
             return
-        for kind in sorted(set(KINDS) | set(counts)):
-            family.add_metric([kind], counts.get(kind, 0))
-        yield family
+        in_flight, waiting = self._families()
+        for kind in sorted(set(KINDS) | {kind for kind, _ in counts}):
+            queued = counts.get((kind, True), 0)
+            in_flight.add_metric([kind], counts.get((kind, False), 0) + queued)
+            waiting.add_metric([kind], queued)
+        yield in_flight
+        yield waiting
 
     @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
-            "provisioning_jobs_in_flight", "Jobs not yet in a terminal state.", labels=["kind"]
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "provisioning_jobs_in_flight", "Jobs not yet in a terminal state.", labels=["kind"]
+            ),
+            GaugeMetricFamily(
+                "provisioning_jobs_waiting",
+                "Jobs in flight still waiting for a place (MAX_ACTIVE_JOBS).",
+                labels=["kind"],
+            ),
         )
 
 
-def _in_flight_counts() -> dict[str, int]:
+def _in_flight_counts() -> dict[tuple[str, bool], int]:
+    """(kind, waiting) -> jobs not ended."""
+    waiting = ProvisioningJob.admitted_at.is_(None)
     with db.transaction() as session:
         rows = session.execute(
-            select(ProvisioningJob.kind, func.count())
+            select(ProvisioningJob.kind, waiting, func.count())
             .where(ProvisioningJob.state.not_in(TERMINAL))
-            .group_by(ProvisioningJob.kind)
+            .group_by(ProvisioningJob.kind, waiting)
         ).all()
-    return {kind: int(count) for kind, count in rows}
+    return {(kind, bool(w)): int(count) for kind, w, count in rows}
 
 
 def multiproc_dir() -> str | None:

@@ -92,6 +92,14 @@ class ProvisioningJob(Base):
             unique=True,
             postgresql_where=text("state NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"),
         ),
+        # The waiting line (jobs not yet admitted), in submission order.
+        Index(
+            "ix_jobs_waiting",
+            "created_at",
+            postgresql_where=text(
+                "admitted_at IS NULL AND state NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')"
+            ),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -110,8 +118,12 @@ class ProvisioningJob(Base):
     requested_by: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
+    # When the job got a place among the MAX_ACTIVE_JOBS running ones (None:
+    # still waiting; services/admission.py).
+    admitted_at: Mapped[datetime | None]
     # Limits are fixed when the job is submitted, so every worker applies the
-    # same ones whatever its own settings.
+    # same ones whatever its own settings. The deadline moves to admission time
+    # plus the same budget when the job is admitted: waiting costs it nothing.
     deadline_at: Mapped[datetime | None]
     step_timeout: Mapped[float] = mapped_column(default=60.0)
     completed_at: Mapped[datetime | None]

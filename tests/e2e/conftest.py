@@ -43,6 +43,17 @@ def faults(app: Flask) -> Iterator[Any]:
         injector.clear(department_id)
 
 
+@pytest.fixture()
+def main_beat_paused(live_stack: Stack) -> Iterator[None]:
+    """No sweeps from the main stack meanwhile: they would rescue another stack's
+    job (both share the state database) or admit a waiting job early."""
+    live_stack.beat.stop()
+    try:
+        yield
+    finally:
+        live_stack.beat.start()
+
+
 def listed(client: FlaskClient, headers: dict[str, str], query: str = "") -> list[dict[str, Any]]:
     """Every department the list answers, page by page: by the time a test looks,
     earlier ones have left more departments than one default page (50) holds."""

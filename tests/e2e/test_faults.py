@@ -254,17 +254,6 @@ def private_stack(
         service.stop()
 
 
-@pytest.fixture()
-def main_beat_paused(live_stack: Stack) -> Iterator[None]:
-    """Both stacks share the state database: the main stack's sweeper must not
-    rescue the private stack's job, or the test would prove nothing."""
-    live_stack.beat.stop()
-    try:
-        yield
-    finally:
-        live_stack.beat.start()
-
-
 def test_redis_restarted_mid_job_the_sweeper_resumes_from_the_database(
     private_stack: PrivateStack,
     main_beat_paused: None,

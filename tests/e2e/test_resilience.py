@@ -15,10 +15,11 @@ from tests.support import probes
 
 
 @contextmanager
-def limits(step_timeout: float, job_timeout: float) -> Iterator[None]:
-    """Limits are fixed per job when it is submitted; submit with small ones."""
+def limits(step_timeout: float, job_timeout: float, **more: object) -> Iterator[None]:
+    """Limits are fixed per job when it is submitted; submit with small ones
+    (``more``: other settings of the submitting process, MAX_ACTIVE_JOBS)."""
     original = config.current()
-    changes = {"STEP_TIMEOUT": step_timeout, "MAX_PROVISIONING_TIME": job_timeout}
+    changes = {"STEP_TIMEOUT": step_timeout, "MAX_PROVISIONING_TIME": job_timeout, **more}
     config.install(original.model_copy(update=changes))
     try:
         yield

@@ -34,7 +34,7 @@ def request_rotation(department_id: str, actor: str | None, *, settings: Setting
         job.previous_config = dict(department.config)
         journal(session, job, "INFO", f"credential rotation requested by {actor or 'unknown'}")
         submission = Submission(job.id, department_id, True, job.state)
-    send(JobKind.ROTATE_CREDENTIALS, submission, steps)
+    send(settings)
     return submission
 
 

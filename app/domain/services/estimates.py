@@ -82,6 +82,13 @@ def estimate(session: Session, steps: Iterable[JobStep], now: datetime | None = 
     return moment + timedelta(seconds=remaining)
 
 
+def after_waiting(now: datetime, own: datetime, position: int, places: int) -> datetime:
+    """A waiting job starts once the jobs ahead of it have made room: about one
+    job's duration for each full set of ``places`` ahead, then its own run."""
+    rounds = -(-position // max(places, 1))  # ceil: position 1..places is one round
+    return now + (own - now) * (rounds + 1)
+
+
 def expected_seconds(
     name: str,
     action: str,

@@ -23,6 +23,7 @@ from app.domain.services.completion import finish_job
 from app.domain.services.final_copies import before_removal
 from app.domain.services.job_records import (
     department_context,
+    job_timeout_reason,
     lock_job,
     record_resources,
     step_record,
@@ -90,13 +91,8 @@ def _start(
         job.started_at = job.started_at or utcnow()
         remaining = (job.deadline_at - utcnow()).total_seconds() if job.deadline_at else 1e9
         if remaining <= 0:
-            return _fail_in(session, job, step_name, _job_timeout_reason(job))
+            return _fail_in(session, job, step_name, job_timeout_reason(job))
         return _mark_running(session, job, policy, step_name, remaining, settings)
-
-
-def _job_timeout_reason(job: ProvisioningJob) -> str:
-    limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
-    return f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s"
 
 
 def _refusal(
@@ -138,7 +134,7 @@ def _mark_running(
     what = describe_step(policy.action, definition)
     journal(session, job, "INFO", f"{what} (attempt {record.attempts})", step_name)
     if remaining < job.step_timeout:
-        budget, reason = remaining, _job_timeout_reason(job)
+        budget, reason = remaining, job_timeout_reason(job)
     else:
         budget, reason = job.step_timeout, f"step exceeded STEP_TIMEOUT={job.step_timeout:g}s"
     session.flush()

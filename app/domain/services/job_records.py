@@ -22,6 +22,14 @@ def lock_job(session: Session, job_id: uuid.UUID) -> ProvisioningJob | None:
     )
 
 
+def job_timeout_reason(job: ProvisioningJob) -> str:
+    """The budget is counted from admission: a job that waited for a place had
+    its deadline moved by as long as it waited."""
+    start = job.admitted_at or job.created_at
+    limit = (job.deadline_at - start).total_seconds() if job.deadline_at else 0
+    return f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s"
+
+
 def step_record(job: ProvisioningJob, name: str) -> JobStep:
     return next(s for s in job.steps if s.name == name)
 

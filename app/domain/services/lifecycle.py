@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain import plans, saga
 from app.domain.kinds import JobKind, policy_of
+from app.domain.services import admission
 from app.domain.services.journal import journal
 from app.domain.services.provisioning import (
     Conflict,
@@ -30,7 +31,10 @@ CHANGEABLE_STATUSES = (DepartmentStatus.ACTIVE, DepartmentStatus.DEGRADED)
 
 
 def request_cancel(job_id: uuid.UUID, actor: str | None) -> Submission:
-    """Marks the job; its worker stops at the next step boundary and rolls back."""
+    """Marks the job; its worker stops at the next step boundary and rolls back.
+    A job still waiting for a place is let in at once: its first step sees the
+    mark and ends it, rather than it waiting its turn only to be cancelled."""
+    admitted = None
     with db.transaction() as session:
         job = session.scalar(
             select(ProvisioningJob).where(ProvisioningJob.id == job_id).with_for_update()
@@ -45,7 +49,12 @@ def request_cancel(job_id: uuid.UUID, actor: str | None) -> Submission:
             job.cancel_requested_at = utcnow()
             job.cancel_requested_by = actor
             journal(session, job, "WARNING", f"cancel requested by {actor or 'unknown'}")
-        return Submission(job.id, job.department.department_id, True, job.state)
+        if job.admitted_at is None:
+            admitted = admission.admit(session, job)
+        submission = Submission(job.id, job.department.department_id, True, job.state)
+    if admitted is not None:
+        admission.send_admitted(admitted)
+    return submission
 
 
 def _locked_department(session: Session, department_id: str) -> Department:
@@ -90,7 +99,7 @@ def request_update(
         job.previous_config = dict(department.config)
         journal(session, job, "INFO", f"update of {', '.join(changed)} requested by {actor}")
         submission = Submission(job.id, department_id, True, job.state)
-    send(JobKind.UPDATE, submission, steps)
+    send(settings)
     return submission
 
 
@@ -108,7 +117,7 @@ def request_repair(
             session, job, "WARNING", f"repair of {', '.join(failing_checks)} requested by {actor}"
         )
         submission = Submission(job.id, department_id, True, job.state)
-    send(JobKind.REPAIR, submission, steps)
+    send(settings)
     return submission
 
 

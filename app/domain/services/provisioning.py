@@ -1,7 +1,8 @@
 """Submitting work: provision, deprovision and retry requests become jobs.
 
 The job, its step records and the department change are written in one
-transaction; Celery messages go out only after it commits. If sending fails,
+transaction; Celery messages go out only after it commits, and only if the job
+has a place among the running ones (services/admission.py). If sending fails,
 the sweeper finds the PENDING job and dispatches it.
 """
 
@@ -21,8 +22,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.domain import dispatch, plans, saga
+from app.domain import plans, saga
 from app.domain.kinds import POLICIES, JobKind, StepAction, policy_of
+from app.domain.services import admission
 from app.domain.services.journal import journal, transition
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
@@ -103,7 +105,7 @@ def submit_provisioning(
         # moment; the partial unique index let only one through. Report that one.
         submission = _record_provisioning(payload, actor, settings)
     if submission.created:
-        send(JobKind.PROVISION, submission, plans.plan_provision())
+        send(settings)
     return submission
 
 
@@ -215,10 +217,10 @@ def new_job(
     return job
 
 
-def send(kind: JobKind, submission: Submission, steps: tuple[saga.SagaStep, ...]) -> None:
-    """Queues a new job's steps once its transaction has committed."""
-    names = [s.name for s in steps]
-    dispatch_safely(lambda: dispatch.send_steps(POLICIES[kind], submission.job_id, 1, names))
+def send(settings: Settings) -> None:
+    """Once a new job's transaction has committed: starts it, or, with every
+    place taken, leaves it waiting its turn (services/admission.py)."""
+    dispatch_safely(lambda: admission.start_waiting_jobs(settings))
 
 
 def _require_readable_secrets(session: Session, department: Department, setting: str) -> None:
@@ -271,7 +273,7 @@ def request_deprovision(
 
             request_copy(session, department, job)
         submission = Submission(job.id, department_id, True, job.state)
-    send(JobKind.DEPROVISION, submission, steps)
+    send(settings)
     return submission
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, joinedload
 from app.config import Settings
 from app.domain import saga
 from app.domain.kinds import StepAction, describe_step, policy_of
-from app.domain.services import estimates
+from app.domain.services import admission, estimates
 from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
 from app.persistence.database import db
 from app.persistence.models import (
@@ -20,6 +20,7 @@ from app.persistence.models import (
     DepartmentConfigVersion,
     JobLog,
     ProvisioningJob,
+    utcnow,
 )
 
 COMPONENT_KEYS: tuple[str, ...] = ("database", "oauth", "docker", "railway", "n8n", "gateway")
@@ -65,6 +66,7 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
             .order_by(JobLog.id.desc())
             .limit(LOG_LINES)
         ).all()
+        position = admission.queue_position(session, job)
         return {
             "provisioningId": str(job.id),
             "departmentId": job.department.department_id,
@@ -72,9 +74,10 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
             "status": job.state.lower(),
             "traceId": job.trace_id,
             "progress": _progress(job, settings),
-            "currentStep": _current_step(job),
+            "currentStep": _waiting_text(position) if position else _current_step(job),
+            "queuePosition": position,
             "startedAt": iso(job.started_at or job.created_at),
-            "estimatedCompletion": iso(_estimate(session, job)),
+            "estimatedCompletion": iso(_estimate(session, job, position, settings)),
             "completedAt": iso(job.completed_at),
             "error": job.error,
             "steps": [_step_view(s) for s in job.steps],
@@ -134,10 +137,20 @@ def _current_step(job: ProvisioningJob) -> str:
     return texts.get(JobState(job.state), job.state.replace("_", " ").capitalize())
 
 
-def _estimate(session: Session, job: ProvisioningJob) -> datetime | None:
+def _waiting_text(position: int) -> str:
+    ahead = "next to start" if position == 1 else f"{position - 1} ahead"
+    return f"Waiting for a place ({ahead})"
+
+
+def _estimate(
+    session: Session, job: ProvisioningJob, position: int | None, settings: Settings
+) -> datetime | None:
     if job.state in TERMINAL_STATES:
         return job.completed_at
-    return estimates.estimate(session, job.steps)
+    own = estimates.estimate(session, job.steps)
+    if position is None:
+        return own
+    return estimates.after_waiting(utcnow(), own, position, admission.capacity(settings))
 
 
 def department_row(department: Department) -> dict[str, Any]:

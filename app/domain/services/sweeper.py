@@ -23,9 +23,9 @@ from app.domain import dispatch, recovery, saga
 from app.domain.kinds import JobKind, policy_of
 from app.domain.plans import StepSnapshot
 from app.domain.recovery import SweepVerb
-from app.domain.services import guards
+from app.domain.services import admission, guards
 from app.domain.services.compensation import fail_running_step
-from app.domain.services.job_records import department_context, lock_job
+from app.domain.services.job_records import department_context, job_timeout_reason, lock_job
 from app.domain.services.journal import journal
 from app.domain.states import TERMINAL_STATES, JobState, StepStatus
 from app.persistence.database import db
@@ -53,6 +53,8 @@ def stalled_job_ids(settings: Settings) -> list[uuid.UUID]:
                 select(ProvisioningJob.id)
                 .where(
                     ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
+                    # A job waiting for a place is quiet by design, not stalled.
+                    ProvisioningJob.admitted_at.is_not(None),
                     ProvisioningJob.last_activity_at < cutoff,
                 )
                 .order_by(ProvisioningJob.last_activity_at)
@@ -71,6 +73,9 @@ def sweep(settings: Settings) -> list[SweepAction]:
         if action is not None:
             _send(action)
             actions.append(action)
+    # The backstop for admissions: a job that ended in a process that died
+    # before it could hand its place on, or a submission whose API crashed.
+    admission.start_waiting_jobs(settings)
     return actions
 
 
@@ -126,8 +131,7 @@ def _apply(session: Session, job: ProvisioningJob, choice: recovery.Choice) -> N
         )
         return
     if choice.verb is SweepVerb.TIME_OUT:
-        limit = (job.deadline_at - job.created_at).total_seconds() if job.deadline_at else 0
-        fail_running_step(session, job, f"job exceeded MAX_PROVISIONING_TIME={round(limit):g}s")
+        fail_running_step(session, job, job_timeout_reason(job))
     journal(session, job, "WARNING", "sweeper: job stalled; resuming its compensations")
 
 
