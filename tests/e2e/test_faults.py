@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
-import redis
 import requests
 from flask.testing import FlaskClient
 
@@ -38,6 +37,8 @@ from tests.conftest import (
 from tests.e2e.conftest import leftovers, submit, wait_for_job, wait_for_status
 from tests.e2e.test_resilience import limits
 from tests.support import stack
+from tests.support.private_stack import PrivateStack
+from tests.support.private_stack import private_stack as start_private_stack
 from tests.support.tcp_proxy import TcpProxy
 
 PRIVATE_REDIS_PORT = 6390 + SLOT
@@ -188,70 +189,13 @@ def test_worker_sigkilled_during_rollback_finishes_the_rollback(
 # --- Redis restarted under a running job ----------------------------------------
 
 
-@dataclass
-class PrivateStack:
-    """API, worker and beat on a redis-server of our own, which we may restart."""
-
-    redis_server: stack.Service
-    api: stack.Service
-    worker: stack.Service
-    beat: stack.Service
-    redis_url: str
-    api_url: str
-
-    def restart_redis(self, down_for: float) -> None:
-        self.redis_server.stop()  # --save "": everything in it is gone, like a crash
-        time.sleep(down_for)
-        self.redis_server.start()
-        wait_redis(self.redis_url)
-
-
-def wait_redis(url: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            redis.Redis.from_url(url).ping()
-            return
-        except redis.RedisError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer")
-
-
-def _redis_service(log_dir: Path, env: dict[str, str]) -> stack.Service:
-    command = [
-        "redis-server",
-        "--port", str(PRIVATE_REDIS_PORT),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-    ]  # fmt: skip
-    return stack.Service("redis-private", command, env, log_dir)
-
-
 @pytest.fixture(scope="module")
 def private_stack(
     live_stack: Stack, test_env: dict[str, str], run_dir: Path
 ) -> Iterator[PrivateStack]:
     log_dir = run_dir / "private-redis-stack"
-    log_dir.mkdir(exist_ok=True)
-    redis_url = f"redis://127.0.0.1:{PRIVATE_REDIS_PORT}/0"
-    # Same databases, components and RUN_DIR (agents are cleaned by the session).
-    env = {**test_env, "REDIS_URL": redis_url}
-    private = PrivateStack(
-        redis_server=_redis_service(log_dir, env).start(),
-        api=stack.api_server(env, log_dir, PRIVATE_API_PORT, name="api-private"),
-        worker=stack.celery_worker(env, log_dir, "worker-private", concurrency=2),
-        beat=stack.celery_beat(env, log_dir),
-        redis_url=redis_url,
-        api_url=f"http://127.0.0.1:{PRIVATE_API_PORT}",
-    )
-    wait_redis(redis_url)
-    for service in (private.api, private.worker, private.beat):
-        service.start()
-    stack.wait_http(f"{private.api_url}/openapi.json")
-    yield private
-    for service in (private.beat, private.worker, private.api, private.redis_server):
-        service.stop()
+    with start_private_stack(test_env, log_dir, PRIVATE_REDIS_PORT, PRIVATE_API_PORT) as private:
+        yield private
 
 
 def test_redis_restarted_mid_job_the_sweeper_resumes_from_the_database(
