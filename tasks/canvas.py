@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from amqp.exceptions import ChannelError
 from celery import chain, current_app
+from opentelemetry import context, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from tasks.rollback import finish, rollback
 from tasks.steps import COMPENSATION_TASKS, REMOVAL_TASKS, STEP_TASKS
@@ -36,6 +39,23 @@ class CeleryDispatcher:
 
     def webhook(self, delivery_id: int, countdown: float | None = None) -> None:
         deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+
+    @contextmanager
+    def joining(self, trace_parent: str | None) -> Iterator[None]:
+        """The publish spans (and, through the message headers, the steps) become
+        children of the job's submitting request. Already in that trace (the
+        request itself sends): nothing changes."""
+        job_context = TraceContextTextMapPropagator().extract({"traceparent": trace_parent or ""})
+        job_trace = trace.get_current_span(job_context).get_span_context()
+        here = trace.get_current_span().get_span_context()
+        if not job_trace.is_valid or job_trace.trace_id == here.trace_id:
+            yield
+            return
+        token = context.attach(job_context)
+        try:
+            yield
+        finally:
+            context.detach(token)
 
     def backlog(self) -> int:
         app = current_app._get_current_object()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from app.domain.kinds import JobPolicy, OnStepFailure
@@ -34,6 +35,12 @@ class Dispatcher(Protocol):
         """Task messages waiting in the broker for a free worker."""
         ...
 
+    def joining(self, trace_parent: str | None) -> AbstractContextManager[None]:
+        """Messages sent inside belong to the trace a job was submitted in (a W3C
+        traceparent), whichever process sends them: the worker admitting a waiting
+        job, the sweeper resuming a stalled one."""
+        ...
+
 
 _current: Dispatcher | None = None
 
@@ -49,9 +56,16 @@ def current() -> Dispatcher:
     return _current
 
 
-def send_steps(policy: JobPolicy, job_id: uuid.UUID, generation: int, steps: Sequence[str]) -> None:
-    """Queues a job's own steps the way its kind runs them."""
-    if policy.on_step_failure is OnStepFailure.ROLL_BACK:
-        current().forward(job_id, generation, steps)
-    else:
-        current().removals(job_id, generation, steps)
+def send_steps(
+    policy: JobPolicy,
+    job_id: uuid.UUID,
+    generation: int,
+    steps: Sequence[str],
+    trace_parent: str | None = None,
+) -> None:
+    """Queues a job's own steps the way its kind runs them, in the job's trace."""
+    with current().joining(trace_parent):
+        if policy.on_step_failure is OnStepFailure.ROLL_BACK:
+            current().forward(job_id, generation, steps)
+        else:
+            current().removals(job_id, generation, steps)

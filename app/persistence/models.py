@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -36,6 +37,14 @@ def current_trace_id() -> str | None:
     shown with the job and searched for in a tracing backend."""
     context = trace.get_current_span().get_span_context()
     return f"{context.trace_id:032x}" if context.is_valid else None
+
+
+def current_trace_parent() -> str | None:
+    """The same context as a W3C traceparent, so that whichever process later
+    sends the job's messages can send them in this trace."""
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
 
 
 class Base(DeclarativeBase):
@@ -130,6 +139,7 @@ class ProvisioningJob(Base):
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     resume_count: Mapped[int] = mapped_column(Integer, default=0)
     trace_id: Mapped[str | None] = mapped_column(String(32), default=current_trace_id)
+    trace_parent: Mapped[str | None] = mapped_column(String(55), default=current_trace_parent)
 
     department: Mapped[Department] = relationship(back_populates="jobs")
     steps: Mapped[list[JobStep]] = relationship(

@@ -1,4 +1,5 @@
-"""Jobs wait for capacity: when each was admitted (its deadline starts then).
+"""Jobs wait for capacity: when each was admitted (its deadline starts then),
+and the trace context its steps are sent in.
 
 Revision ID: 0008_job_admission
 Revises: 0007_trace_id
@@ -19,6 +20,9 @@ def upgrade() -> None:
     op.add_column(
         "provisioning_jobs", sa.Column("admitted_at", sa.DateTime(timezone=True), nullable=True)
     )
+    # The submitting request's context, so that a waiting job's steps, sent by
+    # whichever process admits it, stay in the trace it was submitted in.
+    op.add_column("provisioning_jobs", sa.Column("trace_parent", sa.String(55), nullable=True))
     # Every job that exists already was dispatched when it was submitted.
     op.execute("UPDATE provisioning_jobs SET admitted_at = created_at")
     # The waiting line, read on every admission and queued status request.
@@ -34,4 +38,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_jobs_waiting", table_name="provisioning_jobs")
+    op.drop_column("provisioning_jobs", "trace_parent")
     op.drop_column("provisioning_jobs", "admitted_at")

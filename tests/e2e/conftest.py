@@ -54,6 +54,32 @@ def main_beat_paused(live_stack: Stack) -> Iterator[None]:
         live_stack.beat.start()
 
 
+def wait_until_no_job_runs(timeout: float = 120) -> None:
+    """Tests that count places (MAX_ACTIVE_JOBS) start when no earlier test's job holds one."""
+    from sqlalchemy import func, select
+
+    from app.domain.states import TERMINAL_STATES
+    from app.persistence.database import db
+    from app.persistence.models import ProvisioningJob
+
+    def running() -> int:
+        with db.transaction() as session:
+            count = session.scalar(
+                select(func.count())
+                .select_from(ProvisioningJob)
+                .where(
+                    ProvisioningJob.admitted_at.is_not(None),
+                    ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
+                )
+            )
+        return count or 0
+
+    deadline = time.monotonic() + timeout
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert running() == 0, "jobs of earlier tests still running"
+
+
 def listed(client: FlaskClient, headers: dict[str, str], query: str = "") -> list[dict[str, Any]]:
     """Every department the list answers, page by page: by the time a test looks,
     earlier ones have left more departments than one default page (50) holds."""

@@ -9,7 +9,6 @@ the state database and would admit with the session's own capacity.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,14 +17,10 @@ from typing import Any
 import pytest
 import requests
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 
-from app.domain.states import TERMINAL_STATES
-from app.persistence.database import db
-from app.persistence.models import ProvisioningJob
 from app.providers.faults import FaultInjector
 from tests.conftest import API_PORT, SLOT, Stack, department_payload
-from tests.e2e.conftest import leftovers, wait_for_job
+from tests.e2e.conftest import leftovers, wait_for_job, wait_until_no_job_runs
 from tests.e2e.test_faults import deprovision_cleanly
 from tests.e2e.test_metrics import scrape, value
 from tests.support.private_stack import PrivateStack, private_stack
@@ -43,27 +38,6 @@ def one_place(live_stack: Stack, test_env: dict[str, str], run_dir: Path) -> Ite
 
 def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _running_jobs() -> int:
-    with db.transaction() as session:
-        running = session.scalar(
-            select(func.count())
-            .select_from(ProvisioningJob)
-            .where(
-                ProvisioningJob.admitted_at.is_not(None),
-                ProvisioningJob.state.not_in([s.value for s in TERMINAL_STATES]),
-            )
-        )
-    return running or 0
-
-
-def _wait_until_nothing_runs(timeout: float = 120) -> None:
-    """One place only means something if no earlier test's job holds it."""
-    deadline = time.monotonic() + timeout
-    while _running_jobs() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert _running_jobs() == 0, "jobs of earlier tests still running"
 
 
 class Api:
@@ -105,7 +79,7 @@ def test_a_job_past_max_active_jobs_waits_its_turn_with_its_deadline_not_ticking
     FaultInjector(one_place.redis_url).arm(
         first["departmentId"], "workflows.create", mode="delay", seconds=90
     )
-    _wait_until_nothing_runs()
+    wait_until_no_job_runs()
 
     first_job = api.submit(first)
     submitted = datetime.now(UTC)

@@ -11,6 +11,7 @@ the real ones.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,9 +24,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
+from app import config
 from app.domain import saga
+from app.domain.services.queries import job_view
 from tests.conftest import Stack, department_payload
-from tests.e2e.conftest import submit, wait_for_job
+from tests.e2e.conftest import submit, wait_for_job, wait_until_no_job_runs
+from tests.e2e.test_resilience import limits
 
 STEP_SPANS = [f"run/provisioning.step.{step.name}" for step in saga.SAGA]
 
@@ -95,6 +99,34 @@ def test_one_provisioning_is_one_trace_covering_every_step(
     assert any(_attribute(s, "http.request.method", "http.method") for s in gateway)  # Caddy
     workflows = _descendants(found, by_name["run/provisioning.step.deploy_workflows"])
     assert any(_attribute(s, "http.request.method", "http.method") for s in workflows)  # n8n
+
+
+def test_a_job_that_waited_for_a_place_is_still_one_trace(
+    spans: InMemorySpanExporter,
+    client: FlaskClient,
+    admin_headers: dict[str, str],
+    faults: Any,
+) -> None:
+    """The worker admits it when the job holding the only place ends, and sends
+    its steps from there: they must still join the request it was submitted in."""
+    holder, waiting = department_payload(), department_payload()
+    faults.arm(holder["departmentId"], "container.create", mode="delay", seconds=5, times=1)
+    wait_until_no_job_runs()
+    with limits(step_timeout=60, job_timeout=300, MAX_ACTIVE_JOBS=1):  # API and worker: here
+        first = submit(client, admin_headers, holder)
+        job_id = submit(client, admin_headers, waiting)
+        queued = job_view(uuid.UUID(job_id), config.current())
+        assert queued is not None and queued["queuePosition"] == 1, queued
+        assert wait_for_job(first, 180)["status"] == "completed"
+        view = wait_for_job(job_id, 180)
+    assert view["status"] == "completed", view
+    assert any("admitted after waiting" in line for line in view["logs"]), view["logs"]
+
+    found = _trace(spans, view["traceId"])
+    roots = [s for s in found if s.parent is None]
+    assert [r.name for r in roots] == ["POST /api/provision-department"], [r.name for r in roots]
+    assert len(_descendants(found, roots[0])) == len(found) - 1
+    assert [s.name for s in found if s.name in STEP_SPANS] == STEP_SPANS
 
 
 def test_a_rollback_marks_the_failing_step_and_traces_the_compensations(

@@ -60,6 +60,7 @@ class Admitted:
     kind: JobKind
     generation: int
     steps: tuple[str, ...]
+    trace_parent: str | None
 
 
 def start_waiting_jobs(settings: Settings) -> list[Admitted]:
@@ -109,12 +110,13 @@ def admit(session: Session, job: ProvisioningJob) -> Admitted:
         waited = round((now - job.created_at).total_seconds())
         journal(session, job, "INFO", f"admitted after waiting {waited}s for a place")
     names = tuple(s.name for s in job.steps)
-    return Admitted(job.id, JobKind(job.kind), job.generation, names)
+    return Admitted(job.id, JobKind(job.kind), job.generation, names, job.trace_parent)
 
 
 def send_admitted(job: Admitted) -> None:
     try:
-        dispatch.send_steps(policy_of(job.kind), job.job_id, job.generation, job.steps)
+        policy = policy_of(job.kind)
+        dispatch.send_steps(policy, job.job_id, job.generation, job.steps, job.trace_parent)
     except Exception:
         # Admitted but not sent: the sweeper finds the quiet admitted job.
         logger.exception("could not queue job %s; the sweeper will dispatch it", job.job_id)

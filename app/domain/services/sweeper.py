@@ -43,6 +43,7 @@ class SweepAction:
     action: SweepVerb
     generation: int
     steps: tuple[str, ...]
+    trace_parent: str | None
 
 
 def stalled_job_ids(settings: Settings) -> list[uuid.UUID]:
@@ -114,7 +115,9 @@ def _decide(job_id: uuid.UUID, settings: Settings, backlog: int = 0) -> SweepAct
         past_deadline = job.deadline_at is not None and utcnow() >= job.deadline_at
         choice = recovery.choose(policy, JobState(job.state), job.steps, past_deadline, resume_from)
         _apply(session, job, choice)
-        return SweepAction(job.id, policy.kind, choice.verb, job.generation, choice.steps)
+        return SweepAction(
+            job.id, policy.kind, choice.verb, job.generation, choice.steps, job.trace_parent
+        )
 
 
 def _apply(session: Session, job: ProvisioningJob, choice: recovery.Choice) -> None:
@@ -155,7 +158,11 @@ def _first_step_to_run(job_id: uuid.UUID, settings: Settings) -> str | None:
 
 
 def _send(action: SweepAction) -> None:
+    """In the job's own trace: a resumed job stays one trace with its first run."""
     if action.action is SweepVerb.RESUME:
-        dispatch.send_steps(policy_of(action.kind), action.job_id, action.generation, action.steps)
-    else:
+        policy = policy_of(action.kind)
+        steps = action.steps
+        dispatch.send_steps(policy, action.job_id, action.generation, steps, action.trace_parent)
+        return
+    with dispatch.current().joining(action.trace_parent):
         dispatch.current().compensations(action.job_id, action.generation, action.steps)
