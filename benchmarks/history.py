@@ -32,8 +32,8 @@ SELECT gen_random_uuid(), %(prefix)s || lpad(d::text, 6, '0'), 'History', %(stat
 FROM generate_series(1, %(count)s) AS d"""
 _JOBS = """
 INSERT INTO provisioning_jobs (id, department_pk, kind, state, generation, config, step_timeout,
-    created_at, started_at, completed_at, last_activity_at, resume_count)
-SELECT gen_random_uuid(), d.id, 'provision', 'COMPLETED', 0, '{}', 60, t.at, t.at,
+    created_at, admitted_at, started_at, completed_at, last_activity_at, resume_count)
+SELECT gen_random_uuid(), d.id, 'provision', 'COMPLETED', 0, '{}', 60, t.at, t.at, t.at,
     t.at + interval '1 second', t.at + interval '1 second', 0
 FROM departments d CROSS JOIN generate_series(1, %(per)s) AS j
 CROSS JOIN LATERAL (SELECT now() - interval '50 days' + j * interval '1 hour' AS at) AS t
@@ -53,8 +53,8 @@ FROM provisioning_jobs j JOIN departments d ON d.id = j.department_pk
 CROSS JOIN generate_series(1, 5) AS n WHERE d.department_id LIKE %(like)s"""
 _IN_FLIGHT_JOB = """
 INSERT INTO provisioning_jobs (id, department_pk, kind, state, generation, config, step_timeout,
-    created_at, started_at, deadline_at, last_activity_at, resume_count)
-SELECT %(job)s, id, 'provision', 'DEPLOYING_WORKFLOWS', 0, '{}', 3600, now(), now(),
+    created_at, admitted_at, started_at, deadline_at, last_activity_at, resume_count)
+SELECT %(job)s, id, 'provision', 'DEPLOYING_WORKFLOWS', 0, '{}', 3600, now(), now(), now(),
     now() + interval '1 day', now(), 0 FROM departments WHERE department_id LIKE %(like)s"""
 _IN_FLIGHT_STEPS = """
 INSERT INTO job_steps (job_id, position, name, action, status, attempts, compensation_attempts,
@@ -83,7 +83,8 @@ class History:
             conn.close()
 
     def seed_in_flight(self) -> None:
-        """One job in DEPLOYING_WORKFLOWS, step 5 of 7 running (never dispatched)."""
+        """One job in DEPLOYING_WORKFLOWS, step 5 of 7 running (never dispatched;
+        admitted, or admission would dispatch it)."""
         names = list(STEPS)
         self._run(
             (_DEPARTMENTS, {"prefix": f"{self.prefix}f", "status": "PROVISIONING", "count": 1}),

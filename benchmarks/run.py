@@ -64,7 +64,21 @@ def header(args: argparse.Namespace, settings: BenchSettings) -> list[str]:
         f" {settings.state_db}/{settings.tenant_db}, Redis db {settings.redis_db}. Defaults for"
         " STEP_TIMEOUT, MAX_PROVISIONING_TIME, retries and sweeper; rate limits raised."
         f" Options: scale {args.scale}, budget {args.budget:g} s, concurrency {args.concurrency}.",
+        *_overrides(),
     ]
+
+
+# Settings a run may take from the environment instead of the defaults.
+OVERRIDABLE = ("MAX_ACTIVE_JOBS", "MAX_PROVISIONING_TIME", "STEP_TIMEOUT", "CONTAINER_RUNTIME")
+
+
+def _overrides() -> list[str]:
+    given = [f"{name}={os.environ[name]}" for name in OVERRIDABLE if os.environ.get(name)]
+    return (
+        ["", f"**Settings from the environment for this run:** {', '.join(given)}."]
+        if given
+        else []
+    )
 
 
 def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
