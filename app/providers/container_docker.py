@@ -61,6 +61,7 @@ from app.providers.docker_agent import (
     volume_name,
     why_stopped,
 )
+from app.providers.docker_create import create_named
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ ENGINE_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
 )
 CHECK_ERRORS: tuple[type[Exception], ...] = (ProviderError, *ENGINE_ERRORS)
+# How long a create waits for an earlier attempt's container to free the name.
+NAME_PATIENCE = 120.0
 
 
 class DockerContainerProvider:
@@ -212,10 +215,8 @@ class DockerContainerProvider:
             ) from None
         port = free_port(self._bind_host)
         client.volumes.create(volume_name(department_id), labels=labels_for(department_id))
-        container = client.containers.create(
-            self._image,
-            **container_spec(department_id, inputs, version, self._bind_host, port, self._instance),
-        )
+        spec = container_spec(department_id, inputs, version, self._bind_host, port, self._instance)
+        container = create_named(client, self._image, spec, NAME_PATIENCE)
         container.put_archive(SETTINGS_DIR, settings_archive(inputs))
         container.start()
         try:

@@ -21,11 +21,18 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import TEST_DB, Stack, _drop_databases, department_payload, make_token
+from tests.conftest import (
+    SLOT,
+    TEST_DB,
+    Stack,
+    _drop_databases,
+    department_payload,
+    make_token,
+)
 from tests.e2e.conftest import leftovers, submit, wait_for_job
 from tests.support import keys, stack
 
-BASE = 30000 + 1000 * 7 + 100  # this suite's extra ports (slot 7's range)
+BASE = 30000 + 1000 * SLOT + 100  # in this slot's range (below the ephemeral ports for slot 0)
 FRESH_DB = f"{TEST_DB}_restored"
 FRESH = {"api": BASE + 1, "gateway": BASE + 80, "redis": BASE + 79}
 

@@ -12,13 +12,13 @@ import pytest
 from cryptography.fernet import Fernet
 from flask.testing import FlaskClient
 
-from tests.conftest import TEST_DB, Stack, department_payload
+from tests.conftest import SLOT, TEST_DB, Stack, department_payload
 from tests.e2e.conftest import listed_ids, submit, wait_for_job, wait_for_status
 from tests.support import keys, stack
 from tests.support.caddy_admin import caddy_admin
 
 PHRASE = "SECRETS_KEY does not decrypt"
-SLOT_PORT = 30000 + 1000 * 7  # this suite's own extra ports (see tests/conftest.py SLOT)
+SLOT_PORT = 30000 + 1000 * SLOT + 200  # in this slot's range (see tests/conftest.py SLOT)
 
 
 @pytest.fixture()
