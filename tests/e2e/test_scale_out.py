@@ -4,8 +4,8 @@ and no step runs twice.
 Which worker ran which task comes from Celery's own task events (the workers send
 them, see `worker_send_task_events`): `task-received` names the task, its
 arguments (job id, generation) and the worker; `task-succeeded` the worker that
-finished it. The records say the rest: every step of every job ran once
-(`attempts == 1`).
+finished it. The records say the rest: every step of every job ran once, or
+once per journaled retry, with one delivery per attempt.
 """
 
 from __future__ import annotations
@@ -157,14 +157,26 @@ def test_a_burst_spreads_over_two_workers_and_no_step_runs_twice(
 
         assert [v["status"] for v in views] == ["completed"] * BURST, [v["error"] for v in views]
         assert {live_stack.worker.name, SECOND_WORKER} <= shown_by_flower, shown_by_flower
-        for view in views:
-            assert {s["name"]: s["attempts"] for s in view["steps"]} == {
-                s["name"]: 1 for s in view["steps"]
-            }, view["steps"]
+        # A step may be retried by design (a health check that met a busy API
+        # answers on its next attempt); each retry is journaled. What must never
+        # happen is an attempt nobody asked for, or a message run twice.
+        attempts = {
+            (v["provisioningId"], s["name"]): s["attempts"] for v in views for s in v["steps"]
+        }
+        retried = sum(n - 1 for n in attempts.values())
+        journaled = sum(
+            1 for v in views for line in v["logs"] if "failed (" in line and "retrying in" in line
+        )
+        assert min(attempts.values()) == 1 and retried == journaled, (attempts, journaled)
 
         deliveries = events.step_tasks(set(jobs))
-        runs = Counter((d["job"], d["name"]) for ds in deliveries.values() for d in ds)
-        assert len(runs) == BURST * 7 and set(runs.values()) == {1}, runs
+        runs = Counter(
+            (d["job"], d["name"].removeprefix(STEP_TASK_PREFIX))
+            for ds in deliveries.values()
+            for d in ds
+        )
+        # One delivery per attempt: a retry is a new delivery, a duplicate one more.
+        assert len(runs) == BURST * 7 and runs == attempts, (runs, attempts)
         tasks = {task_id: ds[0] for task_id, ds in deliveries.items()}
         finishers = {task_id: events.succeeded.get(task_id, []) for task_id in tasks}
         assert all(finishers[t] == [task["worker"]] for t, task in tasks.items()), finishers
