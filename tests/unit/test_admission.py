@@ -13,7 +13,7 @@ from app import config
 from app.domain.services.admission import capacity, free_places, moved_deadline
 from app.domain.services.estimates import after_waiting
 from app.domain.services.job_records import job_timeout_reason
-from app.domain.services.queries import _waiting_text
+from app.domain.services.status_view import waiting_text as _waiting_text
 from tests.support.settings_env import REQUIRED, clear_settings_environment
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

@@ -18,6 +18,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, Select, func, select, text
 from sqlalchemy.orm import Session
@@ -122,7 +123,18 @@ def send_admitted(job: Admitted) -> None:
         logger.exception("could not queue job %s; the sweeper will dispatch it", job.job_id)
 
 
-def queue_position(session: Session, job: ProvisioningJob) -> int | None:
+class InLine(Protocol):
+    """What a queue position needs of a job (its row or its status summary)."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def admitted_at(self) -> datetime | None: ...
+
+
+def queue_position(session: Session, job: InLine) -> int | None:
     """1 for the next job to be admitted; None once admitted or ended."""
     if job.admitted_at is not None or job.state in TERMINAL_STATES:
         return None

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -38,6 +39,19 @@ ESTIMATE_HISTORY = 20
 MEDIAN_TTL_SECONDS = 30.0
 
 Medians = dict[tuple[str, str], float]
+
+
+class StepProgress(Protocol):
+    """What an estimate needs of a step (a JobStep row or a status summary)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def started_at(self) -> datetime | None: ...
 
 
 class TtlCache:
@@ -70,7 +84,9 @@ class TtlCache:
 _medians = TtlCache(MEDIAN_TTL_SECONDS)
 
 
-def estimate(session: Session, steps: Iterable[JobStep], now: datetime | None = None) -> datetime:
+def estimate(
+    session: Session, steps: Iterable[StepProgress], now: datetime | None = None
+) -> datetime:
     """Now plus the expected remaining seconds of the steps not finished yet."""
     medians = _medians.get(lambda: median_step_seconds(session))
     moment = now or utcnow()

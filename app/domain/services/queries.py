@@ -3,154 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, joinedload
 
 from app.config import Settings
-from app.domain import saga
-from app.domain.kinds import StepAction, describe_step, policy_of
-from app.domain.services import admission, estimates
-from app.domain.states import TERMINAL_STATES, DepartmentStatus, JobState, StepStatus
+from app.domain.services import status_view
+from app.domain.services.status_view import iso
+from app.domain.states import DepartmentStatus
 from app.persistence.database import db
-from app.persistence.models import (
-    Department,
-    DepartmentConfigVersion,
-    JobLog,
-    ProvisioningJob,
-    utcnow,
-)
+from app.persistence.models import Department, DepartmentConfigVersion, ProvisioningJob
 
-COMPONENT_KEYS: tuple[str, ...] = ("database", "oauth", "docker", "railway", "n8n", "gateway")
-COMPONENT_STATUS: dict[str, str] = {
-    StepStatus.PENDING: "pending",
-    StepStatus.IN_PROGRESS: "in_progress",
-    StepStatus.COMPLETED: "completed",
-    StepStatus.FAILED: "failed",
-    StepStatus.COMPENSATING: "rolling_back",
-    StepStatus.ROLLED_BACK: "rolled_back",
-    StepStatus.COMPENSATION_FAILED: "failed",
-    StepStatus.SKIPPED: "skipped",
-}
-LOG_LINES = 200
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def container_component(settings: Settings) -> str:
-    return "railway" if settings.CONTAINER_RUNTIME == "railway" else "docker"
+__all__ = ["iso", "job_view"]
 
 
 def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
+    """The job's status (status_view.py says what it reads and why so little)."""
     with db.transaction() as session:
-        # One statement for the job, its department and its steps (joined eagerly:
-        # lazy loads were a round trip each), one for the log tail.
-        job = (
-            session.execute(
-                select(ProvisioningJob)
-                .options(joinedload(ProvisioningJob.department), joinedload(ProvisioningJob.steps))
-                .where(ProvisioningJob.id == job_id)
-            )
-            .unique()
-            .scalar_one_or_none()
-        )
-        if job is None:
-            return None
-        logs = session.scalars(
-            select(JobLog)
-            .where(JobLog.job_id == job_id)
-            .order_by(JobLog.id.desc())
-            .limit(LOG_LINES)
-        ).all()
-        position = admission.queue_position(session, job)
-        return {
-            "provisioningId": str(job.id),
-            "departmentId": job.department.department_id,
-            "kind": job.kind,
-            "status": job.state.lower(),
-            "traceId": job.trace_id,
-            "progress": _progress(job, settings),
-            "currentStep": _waiting_text(position) if position else _current_step(job),
-            "queuePosition": position,
-            "startedAt": iso(job.started_at or job.created_at),
-            "estimatedCompletion": iso(_estimate(session, job, position, settings)),
-            "completedAt": iso(job.completed_at),
-            "error": job.error,
-            "steps": [_step_view(s) for s in job.steps],
-            "logs": [f"[{iso(line.at)}] [{line.level}] {line.message}" for line in reversed(logs)],
-        }
-
-
-def _step_view(record: Any) -> dict[str, Any]:
-    duration = (
-        (record.finished_at - record.started_at).total_seconds()
-        if record.finished_at and record.started_at
-        else None
-    )
-    return {
-        "name": record.name,
-        "action": record.action,
-        "status": record.status,
-        "attempts": record.attempts,
-        "compensationAttempts": record.compensation_attempts,
-        "startedAt": iso(record.started_at),
-        "finishedAt": iso(record.finished_at),
-        "durationSeconds": duration,
-        "error": record.error,
-        "outputs": record.outputs,
-    }
-
-
-def _progress(job: ProvisioningJob, settings: Settings) -> dict[str, Any]:
-    done = sum(1 for s in job.steps if s.status == StepStatus.COMPLETED)
-    progress: dict[str, Any] = {"percentage": round(100 * done / max(len(job.steps), 1))}
-    progress.update({key: "skipped" for key in COMPONENT_KEYS})
-    for record in job.steps:
-        component = saga.step(record.name).component
-        if component == "container":
-            component = container_component(settings)
-        if component is not None:
-            progress[component] = COMPONENT_STATUS.get(record.status, record.status)
-    return progress
-
-
-def _current_step(job: ProvisioningJob) -> str:
-    running = [
-        s for s in job.steps if s.status in (StepStatus.IN_PROGRESS, StepStatus.COMPENSATING)
-    ]
-    if running:
-        action = policy_of(job.kind).action
-        if running[0].status == StepStatus.COMPENSATING:
-            action = StepAction.DELETE  # shown as removal, as the rollback's log says
-        return describe_step(action, saga.step(running[0].name))
-    texts = {
-        JobState.PENDING: "Queued",
-        JobState.COMPLETED: "Completed",
-        JobState.FAILED: "Failed",
-        JobState.ROLLING_BACK: "Rolling back",
-        JobState.DEPROVISIONING: "Deprovisioning",
-    }
-    return texts.get(JobState(job.state), job.state.replace("_", " ").capitalize())
-
-
-def _waiting_text(position: int) -> str:
-    ahead = "next to start" if position == 1 else f"{position - 1} ahead"
-    return f"Waiting for a place ({ahead})"
-
-
-def _estimate(
-    session: Session, job: ProvisioningJob, position: int | None, settings: Settings
-) -> datetime | None:
-    if job.state in TERMINAL_STATES:
-        return job.completed_at
-    own = estimates.estimate(session, job.steps)
-    if position is None:
-        return own
-    return estimates.after_waiting(utcnow(), own, position, admission.capacity(settings))
+        job = status_view.read_job(session, job_id)
+        return None if job is None else status_view.status_of(session, job, settings)
 
 
 def department_row(department: Department) -> dict[str, Any]:
