@@ -30,11 +30,14 @@ def job_lock(job_id: uuid.UUID) -> Iterator[bool]:
     """A session-level advisory lock held on its own connection while a worker
     acts on the job. PostgreSQL frees it when the holder's connection drops, so
     a SIGKILLed worker never leaves a job locked, and a second delivery of the
-    same message cannot run alongside the first."""
-    with db.engine.connect() as connection:
+    same message cannot run alongside the first.
+
+    The connection autocommits: a session-level lock needs no transaction, and
+    each BEGIN and COMMIT around it was a round trip of its own."""
+    with db.engine.connect() as pooled:
+        connection = pooled.execution_options(isolation_level="AUTOCOMMIT")
         key = lock_key(job_id)
         locked = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
-        connection.commit()
         try:
             yield locked
         finally:
@@ -47,7 +50,6 @@ def _unlock(connection: Connection, key: int) -> None:
     and the work done under the lock must not be reported as failed."""
     try:
         connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        connection.commit()
     except DBAPIError:
         connection.invalidate()
 
