@@ -32,20 +32,34 @@ class JobEvent:
     kind: str
     at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    # Where the job asked to be told of its state changes (its callbackUrl, or
+    # its department's), read with the job in the transaction that emits, so the
+    # webhook subscriber needs no query of its own. Not part of the payload.
+    callback_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         payload = asdict(self)
+        del payload["callback_url"]
         payload["at"] = self.at.isoformat().replace("+00:00", "Z")
         return payload
 
 
 Subscriber = Callable[[JobEvent], None]
+# Hears all of a commit's events at once, in order (the live stream sends them
+# to Redis in one round trip instead of one per event).
+BatchSubscriber = Callable[[list[JobEvent]], None]
 _subscribers: list[Subscriber] = []
+_batch_subscribers: list[BatchSubscriber] = []
 
 
 def subscribe(subscriber: Subscriber) -> None:
     if subscriber not in _subscribers:
         _subscribers.append(subscriber)
+
+
+def subscribe_batch(subscriber: BatchSubscriber) -> None:
+    if subscriber not in _batch_subscribers:
+        _batch_subscribers.append(subscriber)
 
 
 def record(session: Session, job_event: JobEvent) -> None:
@@ -54,14 +68,23 @@ def record(session: Session, job_event: JobEvent) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_committed(session: Session) -> None:
-    for job_event in session.info.pop(PENDING_KEY, []):
+    batch: list[JobEvent] = session.info.pop(PENDING_KEY, [])
+    if not batch:
+        return
+    for batch_subscriber in list(_batch_subscribers):
+        _deliver(batch_subscriber, batch)
+    for job_event in batch:
         for subscriber in list(_subscribers):
-            try:
-                subscriber(job_event)
-            except Exception:
-                # A subscriber's outage (Redis, a webhook) must never undo or
-                # block the provisioning work that was just committed.
-                logger.exception("event subscriber %r failed", subscriber)
+            _deliver(subscriber, job_event)
+
+
+def _deliver(subscriber: Callable[[Any], None], what: Any) -> None:
+    try:
+        subscriber(what)
+    except Exception:
+        # A subscriber's outage (Redis, a webhook) must never undo or
+        # block the provisioning work that was just committed.
+        logger.exception("event subscriber %r failed", subscriber)
 
 
 @event.listens_for(Session, "after_rollback")

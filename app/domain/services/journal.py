@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.domain import events
+from app.domain import events, webhook_targets
 from app.domain.states import JobState, check_transition
 from app.persistence.models import JobLog, JobStep, ProvisioningJob, utcnow
 
@@ -53,6 +53,7 @@ def emit(session: Session, job: ProvisioningJob, event_type: str, **data: Any) -
             kind=job.kind,
             at=utcnow(),
             data=data,
+            callback_url=webhook_targets.callback_url(job.config, job.department.config),
         ),
     )
 

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from app import config
 from app.config import Settings
-from app.domain import dispatch, events
+from app.domain import dispatch, events, webhook_targets
 from app.domain.webhook_signing import secret_texts, signed_headers
 from app.persistence.database import db
-from app.persistence.models import Department, ProvisioningJob, utcnow
+from app.persistence.models import utcnow
 from app.persistence.webhook_models import WebhookAttempt, WebhookDelivery
 from app.providers import webhook_http
 from app.providers.webhook_http import MAX_ADDRESSES, Outcome
@@ -56,15 +56,6 @@ def on_job_event(event: events.JobEvent) -> None:
         queue(delivery_id)
 
 
-def target_urls(
-    job_config: dict[str, Any] | None, department_config: dict[str, Any] | None, settings: Settings
-) -> list[str]:
-    """WEBHOOK_URLS, then the job's callbackUrl (or the department's), each once."""
-    callback = (job_config or {}).get("callbackUrl") or (department_config or {}).get("callbackUrl")
-    urls = [*settings.WEBHOOK_URLS, *([callback] if isinstance(callback, str) else [])]
-    return list(dict.fromkeys(urls))
-
-
 def event_payload(event: events.JobEvent, event_id: uuid.UUID) -> dict[str, Any]:
     return {
         "id": str(event_id),
@@ -79,15 +70,10 @@ def event_payload(event: events.JobEvent, event_id: uuid.UUID) -> dict[str, Any]
 
 
 def record_deliveries(event: events.JobEvent, settings: Settings) -> list[int]:
+    urls = webhook_targets.target_urls(event.callback_url, settings.WEBHOOK_URLS)
+    if not urls:
+        return []  # nobody to tell: no transaction at all (most jobs, every step)
     with db.transaction() as session:
-        configs = session.execute(
-            select(ProvisioningJob.config, Department.config)
-            .join(Department, ProvisioningJob.department_pk == Department.id)
-            .where(ProvisioningJob.id == uuid.UUID(event.job_id))
-        ).first()
-        urls = target_urls(configs[0], configs[1], settings) if configs else []
-        if not urls:
-            return []
         event_id = uuid.uuid4()  # shared by every URL, so receivers can deduplicate
         payload = event_payload(event, event_id)
         deliveries = [
