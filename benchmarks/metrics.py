@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,30 @@ def machine_facts() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
+
+
+def docker_storage_driver() -> str:
+    """The storage driver of the engine agents run on ("none" without an engine):
+    it decides what starting an agent costs (vfs copies the whole image)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        host = subprocess.run(
+            [str(root / "scripts/docker_engine.sh"), "host"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+        info = subprocess.run(
+            ["docker", "-H", host, "info", "--format", "{{.Driver}}"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+    return info.stdout.strip() or "unknown"  # fmt: skip
 
 
 def _children_map() -> dict[int, list[int]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks import phases, targets
 from benchmarks.jobs import Api, StateDb
-from benchmarks.metrics import MemorySampler, load_average, machine_facts
+from benchmarks.metrics import MemorySampler, docker_storage_driver, load_average, machine_facts
 from benchmarks.settings import ROOT, BenchSettings
 from benchmarks.stack import BenchStack
 from benchmarks.timing import CallSink
@@ -63,7 +63,8 @@ def header(args: argparse.Namespace, settings: BenchSettings) -> list[str]:
         f" worker (prefork, concurrency {settings.worker_concurrency}), beat; databases"
         f" {settings.state_db}/{settings.tenant_db}, Redis db {settings.redis_db}. Defaults for"
         " STEP_TIMEOUT, MAX_PROVISIONING_TIME, retries and sweeper; rate limits raised."
-        f" Options: scale {args.scale}, budget {args.budget:g} s, concurrency {args.concurrency}.",
+        f" Options: scale {args.scale}, budget {args.budget:g} s, concurrency {args.concurrency}."
+        f" Docker storage driver: {docker_storage_driver()}.",
         *_overrides(),
     ]
 

@@ -7,6 +7,7 @@ everything the benchmark created, whether or not deprovisioning got to it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -185,6 +186,7 @@ class BenchStack:
         parts: list[tuple[str, Callable[[], object]]] = [
             ("processes stopped", self._stop_processes),
             ("agents stopped", lambda: len(_stop_agents(self.settings.run_dir))),
+            ("containers removed", lambda: _remove_containers(self.settings.prefix)),
         ]
         if self.env:
             parts.append(("n8n workflows deleted", self._delete_workflows))
@@ -242,6 +244,28 @@ def _n8n_named(base: str, headers: dict[str, str], prefix: str) -> list[dict[str
     )
     response.raise_for_status()
     return [w for w in response.json()["data"] if str(w["name"]).startswith(prefix)]
+
+
+def _remove_containers(prefix: str) -> int:
+    """Agent containers (and their volumes) of benchmark departments that the
+    API did not deprovision within its time: the engine outlives the run."""
+    import docker
+    from app.providers.docker_agent import LABEL_DEPARTMENT, LABEL_MANAGED, volume_name
+
+    answer = subprocess.run([str(ROOT / "scripts/docker_engine.sh"), "host"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    if answer.returncode != 0:
+        return 0  # no engine: no containers
+    client = docker.DockerClient(base_url=answer.stdout.strip(), timeout=120)
+    left = [c for c in client.containers.list(all=True, filters={"label": LABEL_MANAGED})
+            if c.labels.get(LABEL_DEPARTMENT, "").startswith(prefix)]  # fmt: skip
+    for container in left:
+        container.remove(force=True)
+    for volume in client.volumes.list():
+        if volume.name.startswith(volume_name(prefix).removesuffix("-settings")):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
+    return len(left)
 
 
 def _stop_agents(run_dir: Path) -> list[str]:
