@@ -105,7 +105,15 @@ def test_a_deployment_replaced_by_someone_elses_is_followed(railway: RailwayStan
     outside: list[str] = []
 
     def deploy_from_outside() -> None:
-        time.sleep(0.3)
+        # Once the driver's own deployment is building: a fixed 0.3 s sleep raced it on
+        # a loaded machine (the outside deployment came first and the driver's own
+        # superseded it, SKIPPED instead of REMOVED).
+        deadline = time.monotonic() + 30
+        while [d["status"] for d in railway.deployments_of(first["serviceId"])][1:2] != [
+            "BUILDING"
+        ]:
+            assert time.monotonic() < deadline, "the driver's deployment never built"
+            time.sleep(0.02)
         document = (
             "mutation d($s: String!, $e: String!) "
             "{ serviceInstanceDeployV2(serviceId: $s, environmentId: $e) }"
