@@ -170,6 +170,27 @@ class StateDb:
             time.sleep(poll)
         return False
 
+    def admission_counts(self, job_ids: Sequence[str]) -> tuple[int, int, int]:
+        """(waiting for a place, running, ended) among these jobs."""
+        rows = self._query(
+            "SELECT count(*) FILTER (WHERE admitted_at IS NULL AND completed_at IS NULL),"
+            " count(*) FILTER (WHERE admitted_at IS NOT NULL AND completed_at IS NULL),"
+            " count(*) FILTER (WHERE completed_at IS NOT NULL)"
+            " FROM provisioning_jobs WHERE id = ANY(%s::uuid[])",
+            (list(job_ids),),
+        )
+        return int(rows[0][0]), int(rows[0][1]), int(rows[0][2])
+
+    def admission_budgets(self, job_ids: Sequence[str]) -> list[tuple[float, float]]:
+        """(seconds waited for a place, seconds of budget from admission) per admitted job."""
+        rows = self._query(
+            "SELECT extract(epoch FROM admitted_at - created_at),"
+            " extract(epoch FROM deadline_at - admitted_at)"
+            " FROM provisioning_jobs WHERE id = ANY(%s::uuid[]) AND admitted_at IS NOT NULL",
+            (list(job_ids),),
+        )
+        return [(float(w), float(b or 0)) for w, b in rows]
+
     def jobs(self, job_ids: Sequence[str]) -> list[JobRow]:
         jobs = self._query(
             "SELECT j.id::text, d.department_id, j.kind, j.state, j.created_at, j.completed_at,"

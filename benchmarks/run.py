@@ -15,7 +15,7 @@ import traceback
 from functools import partial
 from pathlib import Path
 
-from benchmarks import phases, targets
+from benchmarks import capacity, phases, targets
 from benchmarks.jobs import Api, StateDb
 from benchmarks.metrics import MemorySampler, docker_storage_driver, load_average, machine_facts
 from benchmarks.settings import ROOT, BenchSettings
@@ -42,6 +42,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--history-concurrency", type=int, default=16)
     parser.add_argument("--burst", type=int, default=int(env("BENCH_BURST", "20")),
                         help="departments at once for the CPU-per-department burst")  # fmt: skip
+    parser.add_argument("--capacity-burst", type=int,
+                        default=int(env("BENCH_CAPACITY_BURST", "300")),
+                        help="at once, default deadline, run last (0: skip)")  # fmt: skip
     parser.add_argument("--min-free-mb", type=float, default=4096)
     parser.add_argument("--results", type=Path, default=RESULTS)
     return parser.parse_args()
@@ -63,7 +66,8 @@ def header(args: argparse.Namespace, settings: BenchSettings) -> list[str]:
         f" worker (prefork, concurrency {settings.worker_concurrency}), beat; databases"
         f" {settings.state_db}/{settings.tenant_db}, Redis db {settings.redis_db}. Defaults for"
         " STEP_TIMEOUT, MAX_PROVISIONING_TIME, retries and sweeper; rate limits raised."
-        f" Options: scale {args.scale}, budget {args.budget:g} s, concurrency {args.concurrency}."
+        f" Options: scale {args.scale}, budget {args.budget:g} s, concurrency {args.concurrency},"
+        f" capacity burst {args.capacity_burst}."
         f" Docker storage driver: {docker_storage_driver()}.",
         *_overrides(),
     ]
@@ -97,6 +101,8 @@ def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
     )
     phases.growth_section(bench, args.scale, args.load_seconds, points, batches, why)
     phases.rollback(bench, args.rollbacks)
+    if args.capacity_burst:
+        capacity.admission_burst(bench, args.capacity_burst, targets.our_roots(bench))
 
 
 def main() -> int:

@@ -71,12 +71,17 @@ def overhead_vs_floor(bench: Bench, overhead_p50: float) -> None:
     )
 
 
-def cpu_per_department(bench: Bench, size: int) -> None:
+def our_roots(bench: Bench) -> dict[str, int]:
+    """The orchestrator's own process trees, whose CPU the cost tables count."""
     assert bench.stack.api and bench.stack.worker and bench.stack.beat
-    roots = {
+    return {
         "api": _pid(bench.stack.api), "worker": _pid(bench.stack.worker),
         "beat": _pid(bench.stack.beat),
     }  # fmt: skip
+
+
+def cpu_per_department(bench: Bench, size: int) -> None:
+    roots = our_roots(bench)
     jobs: list[object] = []
     spent, busy, wall = costs.measure_cpu(
         roots, bench.settings.prefix, lambda: jobs.extend(bench.provision(size))
