@@ -68,3 +68,38 @@ def test_status_of_an_in_flight_job_reads_no_history(
     assert sum(_with_window(r) for r in reads) <= 1, reads
     assert [len(r) - _with_window(r) for r in reads] == [2] * 5, reads
     assert wait_for_job(job_id)["status"] == "completed"
+
+
+def test_a_status_read_sends_no_begin_commit_or_isolation_change(
+    client: FlaskClient, admin_headers: dict[str, str], app: Flask, monkeypatch: Any
+) -> None:
+    """Five round trips per read were three: BEGIN and COMMIT around the two
+    SELECTs, which under READ COMMITTED add no consistency (each statement has
+    its own snapshot), and SQLAlchemy's AUTOCOMMIT option costs two SETs instead."""
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+    from app.persistence.database import db
+
+    job_id = submit(client, admin_headers, department_payload(new_department_id()))
+    assert wait_for_job(job_id)["status"] == "completed"
+    isolation_sets: list[object] = []
+    original = db.engine.dialect.set_isolation_level
+    monkeypatch.setattr(
+        db.engine.dialect, "set_isolation_level",
+        lambda conn, level: (isolation_sets.append(level), original(conn, level))[1],
+    )  # fmt: skip
+    outside_a_transaction: list[bool] = []
+
+    def check(conn: Any, *_: Any) -> None:
+        raw = conn.connection.dbapi_connection
+        idle = raw.get_transaction_status() == TRANSACTION_STATUS_IDLE
+        outside_a_transaction.append(bool(raw.autocommit) and idle)
+
+    event.listen(db.engine, "before_cursor_execute", check)
+    try:
+        response = client.get(f"/api/provision-status/{job_id}", headers=admin_headers)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", check)
+    assert response.status_code == 200 and response.get_json()["status"] == "completed"
+    assert outside_a_transaction == [True, True], outside_a_transaction
+    assert not isolation_sets, isolation_sets

@@ -34,8 +34,7 @@ def job_lock(job_id: uuid.UUID) -> Iterator[bool]:
 
     The connection autocommits: a session-level lock needs no transaction, and
     each BEGIN and COMMIT around it was a round trip of its own."""
-    with db.engine.connect() as pooled:
-        connection = pooled.execution_options(isolation_level="AUTOCOMMIT")
+    with db.autocommit() as connection:
         key = lock_key(job_id)
         locked = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
         try:

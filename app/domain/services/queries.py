@@ -1,4 +1,7 @@
-"""Read models: what the API and CLI show about jobs and departments."""
+"""Read models: what the API and CLI show about jobs and departments.
+
+Every read here runs on an autocommit connection (`db.reading()`): no BEGIN and
+COMMIT round trips around SELECTs that need no transaction."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ __all__ = ["iso", "job_view"]
 
 def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
     """The job's status (status_view.py says what it reads and why so little)."""
-    with db.transaction() as session:
+    with db.reading() as session:
         job = status_view.read_job(session, job_id)
         return None if job is None else status_view.status_of(session, job, settings)
 
@@ -53,7 +56,7 @@ def list_departments(
         query = query.where(Department.status != DepartmentStatus.DEPROVISIONED)
     if department_id:
         query = query.where(Department.department_id == department_id)
-    with db.transaction() as session:
+    with db.reading() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
             query.order_by(Department.created_at, Department.department_id)
@@ -64,7 +67,7 @@ def list_departments(
 
 
 def latest_job_id(department_id: str) -> uuid.UUID | None:
-    with db.transaction() as session:
+    with db.reading() as session:
         return session.scalar(
             select(ProvisioningJob.id)
             .join(Department)
@@ -79,19 +82,19 @@ def _department(session: Any, department_id: str) -> Department | None:
 
 
 def department_config(department_id: str) -> dict[str, Any] | None:
-    with db.transaction() as session:
+    with db.reading() as session:
         department = _department(session, department_id)
         return dict(department.config) if department else None
 
 
 def department_view(department_id: str) -> dict[str, Any] | None:
-    with db.transaction() as session:
+    with db.reading() as session:
         department = _department(session, department_id)
         return department_row(department) if department else None
 
 
 def config_history(department_id: str) -> list[dict[str, Any]] | None:
-    with db.transaction() as session:
+    with db.reading() as session:
         department = _department(session, department_id)
         if department is None:
             return None
