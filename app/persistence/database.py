@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+
+
+@dataclass
+class _Pin:
+    connection: Connection
+    fresh: bool = True  # not yet used by a transaction
+
+
+_pinned: ContextVar[_Pin | None] = ContextVar("pinned_connection", default=None)
 
 
 class Database:
@@ -32,11 +43,49 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on error."""
+        """A session whose work commits on success and rolls back on error: on
+        the connection this thread just pinned (``pinned()``), else from the pool."""
         if self._sessions is None:
             raise RuntimeError("database not initialised: call create_app() first")
+        pin = _pinned.get()
+        if pin is not None and pin.fresh:
+            pin.fresh = False
+            with self._transaction_on(pin.connection) as session:
+                yield session
+            return
         with self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def pinned(self) -> Iterator[Connection]:
+        """An autocommit connection for a unit of work (a step under its job's
+        lock) that also carries this thread's next transaction.
+
+        A step took three connections from the pool: the lock's and one per
+        transaction, each checkout a pre-ping round trip. The first transaction
+        follows the lock at once, on a connection known to be alive; the later
+        ones come after a provider call of any length, when it may not be, so
+        they take a pre-pinged connection from the pool as before (as do
+        nested transactions and other threads, such as the heartbeat)."""
+        with self.autocommit() as connection:
+            token = _pinned.set(_Pin(connection))
+            try:
+                yield connection
+            finally:
+                _pinned.reset(token)
+
+    @contextmanager
+    def _transaction_on(self, connection: Connection) -> Iterator[Session]:
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        connection.commit()  # ends SQLAlchemy's record of the autocommit statements
+        raw.autocommit = False
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            if not raw.closed:  # committed or rolled back: no transaction is open
+                raw.autocommit = True
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:

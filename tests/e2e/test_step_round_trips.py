@@ -91,3 +91,32 @@ def test_a_step_is_ten_statements_with_no_lazy_load(
     webhook_reads = [s for s in selects if s.startswith("SELECT provisioning_jobs.config,")]
     assert not webhook_reads, "the webhook subscriber read the configurations"
     assert len(statements) <= 10, statements
+
+
+def test_a_step_takes_two_connections_and_trusts_none_after_the_provider_call(
+    app: Flask, quiet_job: tuple[uuid.UUID, int]
+) -> None:
+    """Each checkout is a pre-ping round trip. The lock's connection carries the
+    transaction that follows it at once (three checkouts became two); the one
+    after the provider call, which may have outlived the connection, takes a
+    pre-pinged connection from the pool as before, never the pinned one."""
+    from app import config
+    from app.domain.outcomes import Proceed
+    from app.domain.services.execution import run_step
+    from app.persistence.database import db
+
+    job_id, generation = quiet_job
+    settings = config.current()
+    assert isinstance(run_step(job_id, generation, "validate_config", settings), Proceed)
+    checkouts: list[int] = []
+
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        checkouts.append(id(dbapi_connection))
+
+    event.listen(db.engine, "checkout", checkout)
+    try:
+        outcome = run_step(job_id, generation, "create_database", settings)
+    finally:
+        event.remove(db.engine, "checkout", checkout)
+    assert isinstance(outcome, Proceed)
+    assert len(checkouts) == 2, checkouts

@@ -33,8 +33,9 @@ def job_lock(job_id: uuid.UUID) -> Iterator[bool]:
     same message cannot run alongside the first.
 
     The connection autocommits: a session-level lock needs no transaction, and
-    each BEGIN and COMMIT around it was a round trip of its own."""
-    with db.autocommit() as connection:
+    each BEGIN and COMMIT around it was a round trip of its own. The work done
+    under the lock runs its transactions on the same connection (db.pinned)."""
+    with db.pinned() as connection:
         key = lock_key(job_id)
         locked = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
         try:
