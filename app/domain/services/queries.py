@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 
 from app.config import Settings
 from app.domain.services import status_view
@@ -27,7 +27,23 @@ def job_view(job_id: uuid.UUID, settings: Settings) -> dict[str, Any] | None:
         return None if job is None else status_view.status_of(session, job, settings)
 
 
-def department_row(department: Department) -> dict[str, Any]:
+# What a department's row shows: its configuration and resources (JSON, the
+# bulk of the row) are left unread, as plain rows rather than ORM objects.
+_ROW_COLUMNS = (
+    Department.id,
+    Department.department_id,
+    Department.department_name,
+    Department.status,
+    Department.container_url,
+    Department.deployment_url,
+    Department.created_at,
+    Department.deletion_protection,
+    Department.config_version,
+    Department.drift,
+)
+
+
+def department_row(department: Department | Row[Any]) -> dict[str, Any]:
     return {
         "id": str(department.id),
         "departmentId": department.department_id,
@@ -49,7 +65,7 @@ def list_departments(
     department_id: str | None = None,
     include_deprovisioned: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    query = select(Department)
+    query = select(*_ROW_COLUMNS)
     if status:
         query = query.where(Department.status == status)
     elif not include_deprovisioned:
@@ -58,7 +74,7 @@ def list_departments(
         query = query.where(Department.department_id == department_id)
     with db.reading() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
+        rows = session.execute(
             query.order_by(Department.created_at, Department.department_id)
             .offset((page - 1) * per_page)
             .limit(per_page)
