@@ -6,7 +6,8 @@ delete and check find it by label and need no record. It runs the project's own
 agent image (``agent_image``) as a non-root user with a read-only root
 filesystem, every capability dropped, no-new-privileges, ``resources.memory``
 and ``resources.cpu`` as cgroup limits (swap included in the memory limit), a
-pids limit, a restart policy and a health check.
+pids limit and a restart policy; no Docker health check (``docker_agent``
+says why: the orchestrator's own checks probe the agent over HTTP).
 
 Secrets never go into the container's environment, which ``docker inspect``
 shows: the agent's settings are copied, mode 0400 and owned by the agent's

@@ -45,10 +45,9 @@ def volume_name(department_id: str) -> str:
 def container_spec(
     department_id: str, inputs: AgentInputs, version: str, host: str, port: int, instance: str = ""
 ) -> dict[str, Any]:
-    """Everything ``containers.create`` is given: limits, hardening, health check."""
+    """Everything ``containers.create`` is given: limits and hardening."""
     memory = inputs.memory.limit_bytes
     cores = inputs.cpu.cores
-    probe = f"import urllib.request as u; u.urlopen('http://{host}:{port}/', timeout=3)"
     return {
         "name": container_name(department_id),
         "command": [f"--bind={host}:{port}", "department_agent.app:create_app()"],
@@ -72,13 +71,12 @@ def container_spec(
         "nano_cpus": int(cores * 1e9) if cores else None,
         "pids_limit": PIDS_LIMIT,
         "restart_policy": {"Name": "unless-stopped"},
-        "healthcheck": {
-            "test": ["CMD", "python3", "-c", probe],
-            "interval": 10 * 10**9,
-            "timeout": 5 * 10**9,
-            "retries": 3,
-            "start_period": 10 * 10**9,
-        },
+        # No Docker health check (NONE also drops any the image declares): each
+        # probe is a runc exec starting an interpreter in the container, and at
+        # 10 s intervals 230 agents ran the 2-core host at a load of 270 (the
+        # burst of 300). The orchestrator probes each agent over HTTP itself
+        # (its checks and the drift sweep), and Docker restarts only on exit.
+        "healthcheck": {"test": ["NONE"]},
         "mounts": [_volume_mount(department_id)],
         "tmpfs": {"/tmp": "size=16m,mode=1777"},  # noqa: S108 - the container's own /tmp
         "detach": True,
