@@ -238,6 +238,38 @@ def _wrong_secret(base: str, client_id: str) -> int:
     ).status_code
 
 
+def _client_with_secret() -> tuple[str, str]:
+    """A department's OAuth client, written straight into the state database."""
+    from app.oauth.models import hash_secret
+
+    client_id, secret = f"dept-{new_department_id()}", uuid.uuid4().hex
+    conn = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=TEST_DB)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO oauth_clients (client_id, department_id, secret_hash, scopes,"
+                " grant_types, audience, created_at, updated_at) VALUES"
+                " (%s, %s, %s, '[]', '[\"client_credentials\"]', 'a', now(), now())",
+                (client_id, client_id[5:], hash_secret(secret)),
+            )
+    finally:
+        conn.close()
+    return client_id, secret
+
+
+def test_agents_sharing_an_address_all_get_their_tokens(strict_api: str) -> None:
+    """OAUTH_RATE_LIMIT is 8 per minute here. Ten agents on one host exchange their
+    secrets once each, as a burst of departments starting does: counted per address,
+    the ninth was refused and its deployment check failed (300 at once: 2 failed)."""
+    clients = [_client_with_secret() for _ in range(10)]
+    codes = [
+        requests.post(f"{strict_api}/oauth/token", auth=client, timeout=10,
+                      data={"grant_type": "client_credentials"}).status_code
+        for client in clients
+    ]  # fmt: skip
+    assert codes == [200] * 10, codes
+
+
 def test_oauth_guessing_is_limited_per_client_and_per_address(strict_api: str) -> None:
     guessed = f"dept-{new_department_id()}"
     assert [_wrong_secret(strict_api, guessed) for _ in range(4)] == [401, 401, 401, 429]
