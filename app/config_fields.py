@@ -126,7 +126,7 @@ class SecuritySettings(_Group):
     AUTH_FAILURE_RATE_LIMIT: RateLimit = "120 per minute"
     """requests failing authentication, per client address; beyond it they get 429"""
     OAUTH_RATE_LIMIT: RateLimit = "60 per minute"
-    """`/oauth/*` requests per client address"""
+    """failed `/oauth/*` requests per client address (agents on one host share one)"""
     OAUTH_CLIENT_RATE_LIMIT: RateLimit = "30 per minute"
     """`/oauth/*` requests per OAuth client id (each wrong secret costs a scrypt hash)"""
     OAUTH_PURGE_INTERVAL: SecondsOrOff = 3600.0
