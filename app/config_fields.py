@@ -128,7 +128,7 @@ class SecuritySettings(_Group):
     OAUTH_RATE_LIMIT: RateLimit = "60 per minute"
     """failed `/oauth/*` requests per client address (agents on one host share one)"""
     OAUTH_CLIENT_RATE_LIMIT: RateLimit = "30 per minute"
-    """`/oauth/*` requests per OAuth client id (each wrong secret costs a scrypt hash)"""
+    """`/oauth/*` requests per OAuth client id, whatever addresses they come from"""
     OAUTH_PURGE_INTERVAL: SecondsOrOff = 3600.0
     """how often beat deletes expired OAuth token records; 0 turns it off"""
     TRUSTED_PROXIES: int = Field(0, ge=0, le=10)

@@ -117,7 +117,7 @@ def test_create_registers_client_and_stores_only_a_hash(provider: BuiltinOAuthPr
     assert row.department_id == context.department_id
     assert row.audience == context.department_id
     assert row.grant_types == ["client_credentials"]
-    assert row.secret_hash.startswith("scrypt$")
+    assert row.secret_hash.startswith("hmac-sha256$")
     assert secret not in row.secret_hash
     assert verify_secret(secret, row.secret_hash)
     assert not verify_secret(secret + "x", row.secret_hash)

@@ -33,8 +33,7 @@ def client_address() -> str:
 
 def oauth_client() -> str:
     """The OAuth client a request speaks for (HTTP Basic or the form's client_id):
-    every wrong secret costs a scrypt hash, so each client's attempts are bounded
-    whatever addresses they come from."""
+    each client's attempts are bounded whatever addresses they come from."""
     auth = request.authorization
     client_id = auth.username if auth and auth.username else request.form.get("client_id")
     return f"oauth-client:{str(client_id)[:64]}" if client_id else client_address()

@@ -229,7 +229,7 @@ def test_metrics_through_a_proxy_is_not_a_loopback_request(proxied_api: str) -> 
 
 
 def _wrong_secret(base: str, client_id: str) -> int:
-    """Each attempt costs the server a scrypt hash of the presented secret."""
+    """One token request with a secret that is not the client's."""
     return requests.post(
         f"{base}/oauth/token",
         auth=(client_id, "wrong-secret"),
