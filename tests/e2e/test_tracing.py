@@ -11,6 +11,7 @@ the real ones.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -53,9 +54,26 @@ def spans(app: Flask, live_stack: Stack) -> Iterator[InMemorySpanExporter]:
         live_stack.restart_worker()
 
 
-def _trace(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:
+def _finished(exporter: InMemorySpanExporter, trace_id: str) -> list[ReadableSpan]:
     found = [s for s in exporter.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
     return sorted(found, key=lambda s: s.start_time or 0)
+
+
+def _trace(exporter: InMemorySpanExporter, trace_id: str, settle: float = 15) -> list[ReadableSpan]:
+    """The trace once every finished span's parent has finished too. The job's
+    record says it ended when its last transaction commits; the worker thread
+    ends that task's span a moment later (after-commit work, the unlock), and
+    spans are exported when they end. A parent that never ends, or a broken
+    propagation, still leaves orphans for the assertions to find."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = _finished(exporter, trace_id)
+        ended = {s.context.span_id for s in found}
+        if all(s.parent is None or s.parent.span_id in ended for s in found):
+            return found
+        if time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def _descendants(spans: list[ReadableSpan], root: ReadableSpan) -> list[ReadableSpan]:
