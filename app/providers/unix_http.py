@@ -52,7 +52,11 @@ class UnixSocketAdapter(HTTPAdapter):
     """Sends every request mounted on it to one unix socket."""
 
     def __init__(self, socket_path: str) -> None:
-        super().__init__()
+        # Caddy closes its admin connections when a config load replaces the admin
+        # endpoint; a kept-alive socket reused just then is reset by the peer (seen
+        # once in a fresh-clone run). One retry, for idempotent methods only (GET,
+        # PUT, DELETE...: urllib3's default list), sends it again on a new socket.
+        super().__init__(max_retries=urllib3.Retry(total=1, redirect=0, status=0))
         self._pool = _UnixConnectionPool(socket_path, maxsize=4)
 
     def get_connection_with_tls_context(
