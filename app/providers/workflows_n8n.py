@@ -81,9 +81,13 @@ class N8nWorkflowProvider:
         wanted = wanted_workflows(context.config)
         # Every body is rendered before any call, so a bad template changes nothing.
         bodies = {wf: build_workflow(context, self._templates_dir, wf) for wf in wanted}
-        tag = self._ensure_tag(department_tag(department_id))
-        existing = self._department_workflows(department_id)
-        ids = {wf: self._converge(department_id, bodies[wf], tag, existing) for wf in wanted}
+        tag, tag_is_new = self._ensure_tag(department_tag(department_id))
+        # A tag made just now is on no workflow yet: only the name can find leftovers.
+        existing = (
+            self._named(department_id) if tag_is_new else self._department_workflows(department_id)
+        )
+        existing = self._create_missing(department_id, [bodies[wf] for wf in wanted], existing)
+        ids = {wf: self._converge(bodies[wf], tag, existing) for wf in wanted}
         keep = set(ids.values())
         for workflow in existing:
             if workflow["id"] not in keep:
@@ -123,17 +127,26 @@ class N8nWorkflowProvider:
 
     # ------------------------------------------------------------ convergence
 
-    def _converge(
-        self, department_id: str, body: Workflow, tag: dict[str, Any], existing: list[Workflow]
-    ) -> str:
-        """Make exactly one workflow with this name exist, tagged, current, active."""
-        same_name = oldest_first(existing, body["name"])
-        if not same_name:
+    def _create_missing(
+        self, department_id: str, bodies: list[Workflow], existing: list[Workflow]
+    ) -> list[Workflow]:
+        """Creates the workflows no one has made yet; returns what exists then.
+
+        Jobs racing for the same department may each have created one; every
+        job keeps the oldest (``_converge``), so they all settle on the same
+        workflow. One listing after all the creations, not one per workflow:
+        issue 16 counted n8n's requests per department."""
+        missing = [body for body in bodies if not oldest_first(existing, body["name"])]
+        if not missing:
+            return existing
+        for body in missing:
             self._call("POST", "/workflows", json=body)
-            # Jobs racing for the same department may each have created one; as
-            # every job keeps the oldest, they all converge on the same workflow.
-            same_name = oldest_first(self._department_workflows(department_id), body["name"])
-        current, *duplicates = same_name
+        fresh = self._named(department_id)
+        return list({w["id"]: w for w in [*existing, *fresh]}.values())
+
+    def _converge(self, body: Workflow, tag: dict[str, Any], existing: list[Workflow]) -> str:
+        """Make exactly one workflow with this name exist, tagged, current, active."""
+        current, *duplicates = oldest_first(existing, body["name"])
         for duplicate in duplicates:
             self._delete_workflow(duplicate["id"])
         tag_ids = [t["id"] for t in current.get("tags") or []]
@@ -216,14 +229,16 @@ class N8nWorkflowProvider:
 
     def _department_workflows(self, department_id: str) -> list[Workflow]:
         """Workflows tagged for the department or named with its prefix."""
-        prefix = f"{department_id}:"
         tagged = self._paged("/workflows", {"tags": department_tag(department_id)})
-        # n8n's name filter is a SQL LIKE '%name%' (and '_' is a wildcard), so
-        # re-check the prefix exactly to leave e.g. "presales:email" alone.
-        named = [
-            w for w in self._paged("/workflows", {"name": prefix}) if w["name"].startswith(prefix)
-        ]
-        return list({w["id"]: w for w in [*tagged, *named]}.values())
+        return list({w["id"]: w for w in [*tagged, *self._named(department_id)]}.values())
+
+    def _named(self, department_id: str) -> list[Workflow]:
+        """Workflows named with the department's prefix. n8n's name filter is a
+        SQL LIKE '%name%' (and '_' is a wildcard), so the prefix is re-checked
+        exactly to leave e.g. "presales:email" alone."""
+        prefix = f"{department_id}:"
+        named = self._paged("/workflows", {"name": prefix})
+        return [w for w in named if w["name"].startswith(prefix)]
 
     def _delete_workflow(self, workflow_id: str) -> None:
         self._call("DELETE", f"/workflows/{workflow_id}", allow_status=frozenset({404}))
@@ -232,15 +247,16 @@ class N8nWorkflowProvider:
         # The tags endpoint has no name filter; departments are few enough to page.
         return next((t for t in self._paged("/tags", {}) if t["name"] == name), None)
 
-    def _ensure_tag(self, name: str) -> dict[str, Any]:
-        tag = self._find_tag(name)
-        if tag is not None:
-            return tag
+    def _ensure_tag(self, name: str) -> tuple[dict[str, Any], bool]:
+        """The department's tag, and whether this call made it.
+
+        Created first and looked up only when n8n says it exists (409): the
+        tags endpoint has no name filter, so a lookup pages through every
+        department's tag, a cost that grew with the fleet on every provisioning."""
         created = self._call("POST", "/tags", json={"name": name}, allow_status=frozenset({409}))
         if created.status_code != 409:
-            return created.json()
-        # Another job created it between our read and write: read it back.
+            return created.json(), True
         tag = self._find_tag(name)
         if tag is None:
             raise ProviderError(f"n8n refused tag {name!r} (409) but does not list it")
-        return tag
+        return tag, False

@@ -12,8 +12,10 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from app.providers.base import DepartmentContext, ProviderError, TransientProviderError
 from app.providers.workflow_templates import CATALOGUE, DEFAULT_TEMPLATES_DIR, build_workflow
@@ -86,6 +88,31 @@ def test_create_again_finds_instead_of_duplicating(
     second = provider.create(ctx)
 
     assert first == second
+    assert len(names_of(n8n, ctx)) == 2
+
+
+def test_a_new_department_costs_n8n_nine_requests_and_no_tag_listing(
+    n8n: N8nInstance, make_department: Callable[..., Any]
+) -> None:
+    """Issue 16: a department with two workflows took 14 requests, paging
+    through every department's tag and listing the department twice after
+    each creation. n8n's CPU is a quarter of what a department costs."""
+    sent: list[tuple[str, str]] = []
+
+    class Counting(requests.Session):
+        def request(self, method: str | bytes, url: str | bytes, *a: Any, **k: Any) -> Any:
+            sent.append((str(method), urlsplit(str(url)).path))
+            return super().request(method, url, *a, **k)
+
+    counted = N8nWorkflowProvider(base_url=n8n.base_url, api_key=n8n.api_key, session=Counting())
+    ctx = make_department("count", workflows=["email", "database"])
+
+    counted.create(ctx)
+
+    assert ("GET", "/api/v1/tags") not in sent, sent
+    listings = [call for call in sent if call == ("GET", "/api/v1/workflows")]
+    assert len(listings) == 2, sent  # leftovers before, racing creators after
+    assert len(sent) <= 9, sent
     assert len(names_of(n8n, ctx)) == 2
 
 
