@@ -12,7 +12,7 @@ counted; nothing is sent to Celery.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -61,25 +61,12 @@ def quiet_job(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[uui
 def test_a_step_is_ten_statements_with_no_lazy_load(
     app: Flask, quiet_job: tuple[uuid.UUID, int]
 ) -> None:
-    from app import config
-    from app.domain.outcomes import Proceed
-    from app.domain.services.execution import run_step
-    from app.persistence.database import db
-
-    job_id, generation = quiet_job
-    settings = config.current()
-    assert isinstance(run_step(job_id, generation, "validate_config", settings), Proceed)
     statements: list[str] = []
 
     def log(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(" ".join(statement.split()))
 
-    event.listen(db.engine, "before_cursor_execute", log)
-    try:
-        outcome = run_step(job_id, generation, "create_database", settings)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", log)
-    assert isinstance(outcome, Proceed)
+    _second_step_observed(quiet_job, "before_cursor_execute", log)
     selects = [s for s in statements if s.startswith("SELECT")]
     # Two transactions, each one SELECT ... FOR UPDATE that brings the job's
     # department and steps along, plus the lock and the unlock.
@@ -100,6 +87,21 @@ def test_a_step_takes_two_connections_and_trusts_none_after_the_provider_call(
     transaction that follows it at once (three checkouts became two); the one
     after the provider call, which may have outlived the connection, takes a
     pre-pinged connection from the pool as before, never the pinned one."""
+    checkouts: list[int] = []
+
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        checkouts.append(id(dbapi_connection))
+
+    _second_step_observed(quiet_job, "checkout", checkout)
+    assert len(checkouts) == 2, checkouts
+
+
+def _second_step_observed(
+    quiet_job: tuple[uuid.UUID, int], engine_event: str, listener: Callable[..., None]
+) -> None:
+    """Runs the job's first step, then its second with ``listener`` on the
+    engine's ``engine_event``: the second is a step in the middle of a job,
+    with its predecessor's records already written."""
     from app import config
     from app.domain.outcomes import Proceed
     from app.domain.services.execution import run_step
@@ -108,15 +110,9 @@ def test_a_step_takes_two_connections_and_trusts_none_after_the_provider_call(
     job_id, generation = quiet_job
     settings = config.current()
     assert isinstance(run_step(job_id, generation, "validate_config", settings), Proceed)
-    checkouts: list[int] = []
-
-    def checkout(dbapi_connection: Any, *_: Any) -> None:
-        checkouts.append(id(dbapi_connection))
-
-    event.listen(db.engine, "checkout", checkout)
+    event.listen(db.engine, engine_event, listener)
     try:
         outcome = run_step(job_id, generation, "create_database", settings)
     finally:
-        event.remove(db.engine, "checkout", checkout)
+        event.remove(db.engine, engine_event, listener)
     assert isinstance(outcome, Proceed)
-    assert len(checkouts) == 2, checkouts
