@@ -6,20 +6,35 @@ Celery (W3C trace context in the task message headers, a span per task run),
 requests (Caddy, n8n, Railway, the agent's health) and psycopg2 (tenant
 schemas and the orchestrator's own queries). Spans are exported over OTLP only
 when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (the SDK reads the standard OTEL_*
-variables: headers, protocol, timeouts); otherwise they are made and dropped,
-which still gives logs and the job record a trace id to search by.
+variables: headers, protocol, timeouts). Without an endpoint no span is
+recorded (issue 16: a recorded span per query, request and task cost the worker
+a tenth of its CPU, for spans nobody received); trace and span ids are still
+made and propagated, so logs, the job record and every step keep the trace id
+to search by.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 from flask import Flask
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
 logger = logging.getLogger("provisioning.tracing")
 
@@ -42,15 +57,59 @@ def init_tracing(app: Flask, service_name: str = "provisioning-orchestrator") ->
         FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)
 
 
+class RecordWhenExported(Sampler):
+    """Ids for every span, recorded ones only once something receives them.
+
+    A non-recording span still has a valid context, so the trace id reaches the
+    logs and the Celery message headers; it just skips the attributes, events
+    and processors."""
+
+    def __init__(self) -> None:
+        self._inner: Sampler = ALWAYS_OFF
+
+    def record(self) -> None:
+        self._inner = ParentBased(ALWAYS_ON)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return self._inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RecordWhenExported({self._inner.get_description()})"
+
+
 def _install_provider(service_name: str) -> None:
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        # The SDK's own sampler (OTEL_TRACES_SAMPLER, parent-based always-on by default).
+        provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         logger.info("exporting traces over OTLP to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    else:
+        provider = TracerProvider(resource=resource, sampler=RecordWhenExported())
     trace.set_tracer_provider(provider)
+
+
+def export_to(processor: SpanProcessor) -> None:
+    """Sends this process's spans to ``processor`` from now on, recording them
+    if they were not (an in-process exporter, as the tracing tests use)."""
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider), "init_tracing installs the SDK provider"
+    provider.add_span_processor(processor)
+    if isinstance(provider.sampler, RecordWhenExported):
+        provider.sampler.record()
 
 
 def _instrument_libraries() -> None:

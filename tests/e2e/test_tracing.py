@@ -28,6 +28,7 @@ from opentelemetry.trace import StatusCode
 from app import config
 from app.domain import saga
 from app.domain.services.queries import job_view
+from app.observability.tracing import export_to
 from tests.conftest import Stack, department_payload
 from tests.e2e.conftest import submit, wait_for_job, wait_until_no_job_runs
 from tests.e2e.test_resilience import limits
@@ -39,10 +40,9 @@ STEP_SPANS = [f"run/provisioning.step.{step.name}" for step in saga.SAGA]
 def spans(app: Flask, live_stack: Stack) -> Iterator[InMemorySpanExporter]:
     from celery.contrib.testing.worker import start_worker
 
-    provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider), "create_app installs the SDK provider"
+    assert isinstance(trace.get_tracer_provider(), TracerProvider), "create_app installs the SDK"
     exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    export_to(SimpleSpanProcessor(exporter))
     live_stack.worker.stop()
     try:
         with start_worker(

@@ -55,3 +55,46 @@ def test_log_records_carry_the_trace_id() -> None:
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
     ContextFilter().filter(outside)
     assert not hasattr(outside, "traceId")
+
+
+RECORDING = """
+from flask import Flask
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from app.observability.tracing import export_to, init_tracing
+init_tracing(Flask("probe"))
+tracer = trace.get_tracer("probe")
+with tracer.start_as_current_span("before") as span:
+    context = span.get_span_context()
+    print(span.is_recording(), context.is_valid, context.trace_id != 0)
+exporter = InMemorySpanExporter()
+export_to(SimpleSpanProcessor(exporter))
+with tracer.start_as_current_span("after") as span:
+    print(span.is_recording())
+print([s.name for s in exporter.get_finished_spans()])
+"""
+
+
+def _probe(script: str, **env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**clean, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip().splitlines()
+
+
+def test_without_an_endpoint_spans_have_ids_but_record_nothing_until_exported() -> None:
+    """Issue 16: recorded spans nobody received cost the worker a tenth of its CPU.
+    The ids stay (logs and the job's record search by them)."""
+    assert _probe(RECORDING) == ["False True True", "True", "['after']"]
+
+
+def test_with_an_endpoint_every_span_records() -> None:
+    lines = _probe(RECORDING, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9")
+    assert lines[0] == "True True True"
