@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 
 PROBE_TIMEOUT = (1.0, 2.0)
 HEALTH_TIMEOUT = (3.05, 15.0)
+# Seconds between looks at a booting agent's container in the engine (a crash
+# shows there); the HTTP probe runs more often.
+ENGINE_LOOK_INTERVAL = 1.0
+
+
+def boot_poll_delays(first: float = 0.1, growth: float = 1.25, most: float = 0.5) -> Iterator[float]:
+    """Pauses between probes of a booting agent: short at first (an idle machine
+    boots one in about 0.6 s), then longer. In a burst a boot takes seconds, and
+    a probe every 0.2 s cost the worker a tenth of its CPU (issue 16's profile)."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * growth, most)
 
 
 def answers(base_url: str, department_id: str) -> bool:

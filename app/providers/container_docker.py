@@ -34,7 +34,7 @@ import docker.errors
 import requests
 
 import docker
-from app.providers.agent_http import answers, probe_health
+from app.providers.agent_http import ENGINE_LOOK_INTERVAL, answers, boot_poll_delays, probe_health
 from app.providers.agent_inputs import AgentInputs, AgentTarget, checked_id, gather_inputs
 from app.providers.agent_process import MANAGED_BY
 from app.providers.base import (
@@ -232,8 +232,13 @@ class DockerContainerProvider:
         self, container: Any, department_id: str, port: int, inputs: AgentInputs
     ) -> None:
         deadline = time.monotonic() + self._start_timeout
-        while time.monotonic() < deadline:
-            container.reload()
+        next_look = 0.0
+        for delay in boot_poll_delays():
+            if time.monotonic() >= deadline:
+                break
+            if time.monotonic() >= next_look:  # an agent that crashed shows in the engine
+                container.reload()
+                next_look = time.monotonic() + ENGINE_LOOK_INTERVAL
             if container.status in ("exited", "dead"):
                 why = why_stopped(container.attrs.get("State", {}))
                 tail = log_tail(container, inputs)
@@ -242,7 +247,7 @@ class DockerContainerProvider:
                 )
             if answers(f"http://{self._bind_host}:{port}", department_id):
                 return
-            time.sleep(0.2)
+            time.sleep(delay)
         raise TransientProviderError(
             f"agent container {container.name} did not answer within {self._start_timeout}s:\n"
             f"{log_tail(container, inputs)}"
