@@ -26,6 +26,11 @@ DATABASE_RETRY: dict[str, Any] = {
     "retry_jitter": True,
     "max_retries": 8,
 }
+# The options of every saga task (steps, removals, compensations, the rollback's
+# start and finish). Nothing reads their results: the database is the record,
+# and Flower shows states from the worker's events. Not storing them saves two
+# Redis writes per task (STARTED and the return value).
+SAGA_TASK: dict[str, Any] = {**DATABASE_RETRY, "ignore_result": True}
 
 
 class StepFailed(Exception):
@@ -44,7 +49,7 @@ def settle(task: Task, outcome: Outcome) -> str:
 
 
 def _step_task(task_name: str, step_name: str) -> Task:
-    @shared_task(name=task_name, bind=True, **DATABASE_RETRY)
+    @shared_task(name=task_name, bind=True, **SAGA_TASK)
     def run(self: Task, job_id: str, generation: int) -> str:
         return settle(self, run_step(uuid.UUID(job_id), generation, step_name, current()))
 
@@ -52,9 +57,7 @@ def _step_task(task_name: str, step_name: str) -> Task:
 
 
 def _compensation_task(definition: saga.SagaStep) -> Task:
-    @shared_task(
-        name=f"provisioning.compensate.{definition.compensation}", bind=True, **DATABASE_RETRY
-    )
+    @shared_task(name=f"provisioning.compensate.{definition.compensation}", bind=True, **SAGA_TASK)
     def run(self: Task, job_id: str, generation: int) -> str:
         outcome = run_compensation(uuid.UUID(job_id), generation, definition.name, current())
         return settle(self, outcome)
