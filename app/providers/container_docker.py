@@ -76,6 +76,8 @@ ENGINE_ERRORS: tuple[type[Exception], ...] = (
 CHECK_ERRORS: tuple[type[Exception], ...] = (ProviderError, *ENGINE_ERRORS)
 # How long a create waits for an earlier attempt's container to free the name.
 NAME_PATIENCE = 120.0
+# Engine -> the API version it answered: asked once per process, not per client.
+_API_VERSIONS: dict[str, str] = {}
 
 
 class DockerContainerProvider:
@@ -103,8 +105,12 @@ class DockerContainerProvider:
 
     def _client(self) -> Any:
         try:
-            client = docker.DockerClient  # type: ignore[attr-defined]
-            return client(base_url=self._docker_host, timeout=30)
+            known = _API_VERSIONS.get(self._docker_host)  # None: the client asks the engine
+            client = docker.DockerClient(  # type: ignore[attr-defined]
+                base_url=self._docker_host, timeout=30, version=known
+            )
+            _API_VERSIONS[self._docker_host] = client.api.api_version
+            return client
         except ENGINE_ERRORS as exc:
             raise TransientProviderError(f"Docker engine at {self._docker_host}: {exc}") from exc
 

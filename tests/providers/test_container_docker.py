@@ -193,3 +193,25 @@ def test_an_engine_that_does_not_answer_is_a_transient_failure(
     with pytest.raises(TransientProviderError):
         provider.create(d.context)
     assert not provider.check(d.context).healthy
+
+
+def test_the_engine_is_asked_its_api_version_once_per_process(
+    docker_department: Department, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: every client used to start with GET /version, a round trip to
+    the engine per create, check and delete."""
+    from docker.api.client import APIClient
+
+    asked: list[str] = []
+    original = APIClient._retrieve_server_version
+
+    def counted(self: APIClient) -> str:
+        asked.append(self.base_url)
+        return str(original(self))
+
+    monkeypatch.setattr(APIClient, "_retrieve_server_version", counted)
+    monkeypatch.setattr("app.providers.container_docker._API_VERSIONS", {})
+    d = docker_department
+    for _ in range(3):
+        d.provider.check(d.context)
+    assert len(asked) == 1, asked
