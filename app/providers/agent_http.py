@@ -14,7 +14,9 @@ HEALTH_TIMEOUT = (3.05, 15.0)
 ENGINE_LOOK_INTERVAL = 1.0
 
 
-def boot_poll_delays(first: float = 0.1, growth: float = 1.25, most: float = 0.5) -> Iterator[float]:
+def boot_poll_delays(
+    first: float = 0.1, growth: float = 1.25, most: float = 0.5
+) -> Iterator[float]:
     """Pauses between probes of a booting agent: short at first (an idle machine
     boots one in about 0.6 s), then longer. In a burst a boot takes seconds, and
     a probe every 0.2 s cost the worker a tenth of its CPU (issue 16's profile)."""
