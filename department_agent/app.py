@@ -7,20 +7,21 @@ Configuration comes only from the environment:
 ``AGENT_DATABASE_SCHEMA`` (optional; defaults to ``<id with - as _>_tenant``),
 ``AGENT_OAUTH_TOKEN_URL``, ``AGENT_OAUTH_CLIENT_ID``, ``AGENT_OAUTH_CLIENT_SECRET``.
 
-Serve with ``gunicorn 'department_agent.app:create_app()'``.
+Serve with ``gunicorn 'department_agent.app:create_app()'``. It is a plain WSGI
+function rather than a Flask app: two GET routes need no framework, and importing
+Flask was a quarter of the CPU each department's agent spends booting (issue 16).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
-
-from flask import Flask, jsonify
-from werkzeug.wrappers import Response
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from department_agent.checks import Redactor, check_database, check_oauth
 from department_agent.credentials import Credentials, CredentialSource
@@ -199,20 +200,38 @@ def with_settings_file(environ: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
-def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+def create_app(environ: Mapping[str, str] | None = None) -> WSGIApplication:
     given = with_settings_file(os.environ if environ is None else environ)
     settings = AgentSettings.from_environ(given)
     source = CredentialSource(initial_credentials(settings), given.get("AGENT_CREDENTIALS_FILE"))
-    app = Flask("department_agent")
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    routes = {
+        "/": lambda: (describe(settings), 200),
+        "/health": lambda: run_health_checks(settings, source),
+    }
 
-    @app.get("/")
-    def index() -> Response:
-        return jsonify(describe(settings))
-
-    @app.get("/health")
-    def health() -> tuple[Response, int]:
-        body, status = run_health_checks(settings, source)
-        return jsonify(body), status
+    def app(request: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        route = routes.get(request.get("PATH_INFO") or "/")
+        method = request.get("REQUEST_METHOD", "GET")
+        if route is None:
+            return respond(start_response, 404, {"error": "not found"})
+        if method not in ("GET", "HEAD"):
+            refusal = {"error": "method not allowed"}
+            return respond(start_response, 405, refusal, [("Allow", "GET, HEAD")])
+        body, status = route()
+        sent = respond(start_response, status, body)
+        return [] if method == "HEAD" else sent
 
     return app
+
+
+def respond(
+    start_response: StartResponse,
+    status: int,
+    body: Any,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    """JSON as Flask's jsonify wrote it (compact, ASCII, keys in their order, a newline)."""
+    data = (json.dumps(body, separators=(",", ":")) + "\n").encode()
+    fixed = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    start_response(f"{status} {HTTPStatus(status).phrase}", [*fixed, *(headers or [])])
+    return [data]
