@@ -25,17 +25,23 @@ print([type(e).__name__ for e in exporters])
 """
 
 
-def _exporters(**env: str) -> str:
+def _probe(script: str, **env: str) -> list[str]:
+    """What ``script`` prints in a fresh interpreter (the tracer provider is
+    process-wide), with no OTEL_* variable but those given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", script],
         env={**clean, "PYTHONPATH": str(ROOT), **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    return result.stdout.strip()
+    return result.stdout.strip().splitlines()
+
+
+def _exporters(**env: str) -> str:
+    return _probe(PROBE, **env)[0]
 
 
 def test_no_endpoint_no_exporter() -> None:
@@ -74,19 +80,6 @@ with tracer.start_as_current_span("after") as span:
     print(span.is_recording())
 print([s.name for s in exporter.get_finished_spans()])
 """
-
-
-def _probe(script: str, **env: str) -> list[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**clean, "PYTHONPATH": str(ROOT), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.strip().splitlines()
 
 
 def test_without_an_endpoint_spans_have_ids_but_record_nothing_until_exported() -> None:
