@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.cli_support import Exit
+from app.providers.faults import FaultInjector
 from tests.conftest import Stack, department_payload
 from tests.support import stack
 
@@ -94,15 +95,16 @@ def test_not_found_usage_and_timeout(live_stack: Stack, config_file: Path, tmp_p
     invalid = provisioning(env, "provision", str(bad))
     assert invalid.returncode == Exit.USAGE and "region" in invalid.stderr
 
+    # A department takes about a second now, so the slow one is made slow on
+    # purpose: a timeout test that races the saga fails whenever the saga wins.
+    department_id = json.loads(config_file.read_text())["departmentId"]
+    FaultInjector(env["REDIS_URL"]).arm(department_id, "container.create", mode="delay", seconds=5)
     slow = provisioning(env, "provision", str(config_file), "--wait", "--timeout", "1")
     assert slow.returncode == Exit.TIMEOUT and "still running" in slow.stderr
-    department_id = json.loads(config_file.read_text())["departmentId"]
     provisioning(env, "deprovision", department_id, "--wait", "--timeout", "120")
 
 
 def test_a_failed_job_exits_1(live_stack: Stack, config_file: Path) -> None:
-    from app.providers.faults import FaultInjector
-
     department_id = json.loads(config_file.read_text())["departmentId"]
     FaultInjector(live_stack.env["REDIS_URL"]).arm(department_id, "gateway.create", mode="fail")
     failed = provisioning(live_stack.env, "provision", str(config_file), "--wait", "--json")
