@@ -115,7 +115,11 @@ def _init_http(app: Flask, settings: config.Settings) -> None:
     from app.api.problems import init_problems
     from app.api.security_headers import init_security_headers
     from app.observability.logs import init_request_ids
+    from app.observability.tracing import init_tracing
 
+    # Tracing first: a hook that answers early (the limiter's 429, the edge's
+    # 413) must find the request's span already started.
+    init_tracing(app)
     init_request_ids(app)
     init_edge(app, settings)
     init_auth(app, settings.JWT_SECRET)
@@ -155,9 +159,7 @@ def _init_event_subscribers(app: Flask) -> None:
     from app.api.limits import limiter
     from app.observability.prometheus import exposition, init_metrics
     from app.observability.stream import init_live_stream
-    from app.observability.tracing import init_tracing
 
-    init_tracing(app)
     init_metrics(app)
     limiter.exempt(exposition)  # Prometheus scrapes are not API calls
     init_live_stream(app)

@@ -68,3 +68,21 @@ def test_other_endpoints_are_limited_per_user_and_status_is_not(
         for _ in range(10)
     ]
     assert statuses == [404] * 10
+
+
+def test_a_refused_request_is_traced_not_logged_as_a_warning(
+    limited_api: str, app: object, run_dir: Path
+) -> None:
+    """The limiter refuses in a before_request hook: when it ran before the
+    tracing hook, each 429 wrote "span missing" at WARNING, one log line per
+    refused request for anyone who cares to flood the API."""
+    from tests.conftest import make_token
+
+    flooder = {"Authorization": f"Bearer {make_token(app, email='flood@example.com')}"}  # type: ignore[arg-type]
+    codes = [
+        requests.get(f"{limited_api}/api/departments", headers=flooder, timeout=10).status_code
+        for _ in range(8)
+    ]
+    assert codes.count(429) == 3, codes
+    log = (run_dir / "api-limited.log").read_text()
+    assert "span missing" not in log, log[-2000:]
