@@ -82,10 +82,11 @@ class N8nWorkflowProvider:
         # Every body is rendered before any call, so a bad template changes nothing.
         bodies = {wf: build_workflow(context, self._templates_dir, wf) for wf in wanted}
         tag, tag_is_new = self._ensure_tag(department_tag(department_id))
-        # A tag made just now is on no workflow yet: only the name can find leftovers.
-        existing = (
-            self._named(department_id) if tag_is_new else self._department_workflows(department_id)
-        )
+        # A tag made just now means no earlier attempt got this far (delete()
+        # removes the tag last), so there is nothing to look for first: the one
+        # listing after creating finds any leftover made by hand or by a racing
+        # job, and _converge keeps the oldest of each name, as it always does.
+        existing = [] if tag_is_new else self._department_workflows(department_id)
         existing = self._create_missing(department_id, [bodies[wf] for wf in wanted], existing)
         ids = {wf: self._converge(bodies[wf], tag, existing) for wf in wanted}
         keep = set(ids.values())
@@ -107,7 +108,10 @@ class N8nWorkflowProvider:
         try:
             department_id = validate_department_id(context.department_id)
             wanted = wanted_workflows(context.config)
-            existing = self._department_workflows(department_id)
+            # By name only: _inspect looks workflows up by name, so the tagged
+            # listing (a second request per check, on every health check and
+            # drift scan) could add nothing it reads.
+            existing = self._named(department_id)
         except ProviderError as exc:
             return CheckResult(
                 name="n8n_workflows",
