@@ -227,3 +227,18 @@ def test_openapi_swagger_and_redoc_are_served_without_internet(client: FlaskClie
         "/static/redoc/redoc.standalone.js",
     ):
         assert client.get(asset).status_code == 200, asset
+
+
+def test_each_request_has_a_connection_of_its_own(live_stack: Stack) -> None:
+    """Keep-alive let one gunicorn worker keep every connection a client opened
+    at once, leaving the other idle and halving throughput (issue 16; see
+    config/gunicorn.conf.py): the API closes each connection after answering,
+    so the next request goes to whichever worker is free."""
+    with requests.Session() as session:
+        answers = [
+            session.get(f"http://127.0.0.1:{API_PORT}/openapi.json", timeout=10) for _ in range(2)
+        ]
+    assert all(a.status_code == 200 for a in answers)
+    assert all(a.headers.get("Connection", "").lower() == "close" for a in answers), [
+        a.headers for a in answers
+    ]
