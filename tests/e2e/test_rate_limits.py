@@ -70,7 +70,7 @@ def test_other_endpoints_are_limited_per_user_and_status_is_not(
     assert statuses == [404] * 10
 
 
-def test_a_refused_request_is_traced_not_logged_as_a_warning(
+def test_a_refused_request_writes_no_tracing_warning(
     limited_api: str, app: object, run_dir: Path
 ) -> None:
     """The limiter refuses in a before_request hook: when it ran before the
