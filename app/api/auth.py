@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from flask.typing import ResponseReturnValue
-from flask_jwt_extended import JWTManager, create_access_token, get_jwt, verify_jwt_in_request
+from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
 
 from app import config
 from app.api.edge import charge_auth_failure
 from app.api.problems import problem
 from app.api.token_blocklist import is_revoked
+from app.api.verified_tokens import CachingJWTManager
 from app.domain.services.incarnations import current_incarnation
 
 ROLES = ("admin", "department")
@@ -43,7 +44,7 @@ def init_auth(app: Flask, secret: str) -> None:
         # no `sub`: identify by email so its issuers' tokens keep working.
         JWT_IDENTITY_CLAIM="email",
     )
-    manager = JWTManager(app)
+    manager = CachingJWTManager(app)
 
     def unauthorized(reason: str) -> ResponseReturnValue:
         wait = charge_auth_failure()

@@ -64,6 +64,17 @@ def test_a_revoked_token_is_refused_by_every_api_process(app: Flask, live_stack:
     assert _statuses(other) == {200}  # one token, not the user
 
 
+def test_a_token_used_until_it_expires_is_refused_from_then_on(
+    app: Flask, live_stack: Stack
+) -> None:
+    """Each API process keeps the tokens it verified (app/api/verified_tokens.py):
+    one it kept must still stop working the second it expires."""
+    token = make_token(app, email="brief@example.com", ttl=timedelta(seconds=3))
+    assert _statuses(token) == {200}
+    time.sleep(3.2)
+    assert _statuses(token) == {401}
+
+
 def test_tokens_in_the_original_services_format_are_bounded_and_revocable(
     app: Flask, live_stack: Stack
 ) -> None:
