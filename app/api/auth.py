@@ -14,7 +14,7 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, request
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import create_access_token, get_jwt, verify_jwt_in_request
 
@@ -124,8 +124,23 @@ def current_claims() -> dict[str, Any]:
     return dict(get_jwt())
 
 
-def _check_role(allowed: tuple[str, ...]) -> dict[str, Any]:
+_VERIFIED = "provisioning.token_verified"
+
+
+def verify_token_once() -> None:
+    """verify_jwt_in_request, once per request: the limiter's per-user key and
+    the role check both need the verified token, and each verification asks
+    Redis (revocation) and, for a department token, the database (incarnation).
+    Marked on the request's own environ: `g` may outlive a request (an app
+    context pushed around several, as tests do), the environ never does."""
+    if request.environ.get(_VERIFIED):
+        return
     verify_jwt_in_request()
+    request.environ[_VERIFIED] = True
+
+
+def _check_role(allowed: tuple[str, ...]) -> dict[str, Any]:
+    verify_token_once()
     claims = current_claims()
     if claims.get("role") not in ROLES:
         raise Forbidden(f"unknown role {claims.get('role')!r}")

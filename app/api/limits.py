@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 from flask.typing import ResponseReturnValue
-from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from flask_jwt_extended import get_jwt
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 
 from app import config
+from app.api.auth import verify_token_once
 from app.api.problems import problem
 from app.config import Settings
 
 
 def user_or_ip() -> str:
-    """Per user when a valid token is present, else per client address."""
+    """Per user when a valid token is present, else per client address (no
+    token, or one the view's check will refuse with its 401)."""
     try:
-        verify_jwt_in_request(optional=True)
+        verify_token_once()
         email = get_jwt().get("email")
     except Exception:
         email = None

@@ -185,3 +185,28 @@ def test_a_department_token_sees_step_errors_and_logs_redacted(
         f"{BASE}/api/provision-status/{job}", headers=admin_headers, timeout=10
     ).text
     assert "hunter2-db-password" in operator  # operators keep the detail they debug with
+
+
+def test_a_request_verifies_its_token_once(
+    app: Flask, client: FlaskClient, admin_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter's per-user key and the role check share one verification:
+    each asked Redis for revocations (and the database, for department tokens)."""
+    from app.api import auth
+
+    asked: list[str] = []
+    monkeypatch.setattr(auth, "is_revoked", lambda payload: asked.append(payload["jti"]) or False)
+    assert client.get("/api/departments", headers=admin_headers).status_code == 200
+    assert len(asked) == 1
+
+
+def test_a_verified_token_never_vouches_for_the_next_request(
+    app: Flask, client: FlaskClient, admin_headers: dict[str, str]
+) -> None:
+    """Even with one app context around both requests (and so one `g`)."""
+    forged = jwt.encode({"email": "x@example.com", "role": "admin", "exp": 2**31}, "guess" * 10)
+    with app.app_context():
+        assert client.get("/api/departments", headers=admin_headers).status_code == 200
+        refused = client.get("/api/departments", headers={"Authorization": f"Bearer {forged}"})
+        assert refused.status_code == 401
+        assert client.get("/api/departments").status_code == 401
