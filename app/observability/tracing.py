@@ -10,9 +10,10 @@ variables: headers, protocol, timeouts). Without an endpoint no span is
 recorded (issue 16: a recorded span per query, request and task cost the worker
 a tenth of its CPU, for spans nobody received); trace and span ids are still
 made and propagated, so logs, the job record and every step keep the trace id
-to search by. Queries are instrumented only while spans are recorded: a query's
-span is a leaf, so unrecorded it carried nothing anywhere, and starting one per
-query was 4 % of the API's CPU per status read.
+to search by. Queries and outbound HTTP calls are instrumented only while spans
+are recorded: their spans are leaves, so unrecorded they carried nothing (no
+component we call reads a traceparent unless it exports too), and starting one
+per query was 4 % of the API's CPU per status read, per call 4 % of the worker's.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _install_provider(service_name: str) -> None:
         # The SDK's own sampler (OTEL_TRACES_SAMPLER, parent-based always-on by default).
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        _instrument_queries()
+        _instrument_leaf_calls()
         logger.info("exporting traces over OTLP to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
     else:
         provider = TracerProvider(resource=resource, sampler=RecordWhenExported())
@@ -113,24 +114,25 @@ def export_to(processor: SpanProcessor) -> None:
     provider.add_span_processor(processor)
     if isinstance(provider.sampler, RecordWhenExported):
         provider.sampler.record()
-    _instrument_queries()
+    _instrument_leaf_calls()
 
 
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    CeleryInstrumentor().instrument()  # carries each job's trace from task to task
+
+
+def _instrument_leaf_calls() -> None:
+    """HTTP calls trace from now on; so do the queries of connections opened from
+    now on: every one when exporting from the start; after a late export_to (the
+    tracing tests), those opened later, as the providers' (they connect afresh
+    for each change)."""
+    from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-    CeleryInstrumentor().instrument()
-    RequestsInstrumentor().instrument()
-
-
-def _instrument_queries() -> None:
-    """Connections opened from now on trace their queries: every one when
-    exporting from the start; after a late export_to (the tracing tests), those
-    opened later, as the providers' (they connect afresh for each change)."""
-    from opentelemetry.instrumentation.psycopg2 import Psycopg2Instrumentor
-
-    instrumentor = Psycopg2Instrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
+    if not RequestsInstrumentor().is_instrumented_by_opentelemetry:
+        RequestsInstrumentor().instrument()
+    if not Psycopg2Instrumentor().is_instrumented_by_opentelemetry:
         # skip_dep_check: the instrumentation asks for `psycopg2`, we install psycopg2-binary.
-        instrumentor.instrument(skip_dep_check=True)
+        Psycopg2Instrumentor().instrument(skip_dep_check=True)
