@@ -27,10 +27,18 @@ class PreparedRead:
 
     def rows(self, connection: Connection, **params: Any) -> list[Any]:
         compiled = self.compiled(connection.dialect)
+        statement, bound = compiled.string, compiled.construct_params(params)
         cursor = connection.connection.cursor()
         try:
-            cursor.execute(compiled.string, compiled.construct_params(params))
-            return [self._row._make(row) for row in cursor.fetchall()]
+            # The engine's cursor events still see the statement (counting,
+            # logging, tracing listeners), as they do on Connection.execute.
+            for before in connection.dispatch.before_cursor_execute:
+                statement, bound = before(connection, cursor, statement, bound, None, False)
+            cursor.execute(statement, bound)
+            rows = [self._row._make(row) for row in cursor.fetchall()]
+            for after in connection.dispatch.after_cursor_execute:
+                after(connection, cursor, statement, bound, None, False)
+            return rows
         finally:
             cursor.close()
 
