@@ -210,3 +210,6 @@ def test_a_verified_token_never_vouches_for_the_next_request(
         refused = client.get("/api/departments", headers={"Authorization": f"Bearer {forged}"})
         assert refused.status_code == 401
         assert client.get("/api/departments").status_code == 401
+    # The mark lives in the WSGI environ, where no request header can put it.
+    marked = {"Provisioning.Token-Verified": "1", "provisioning.token_verified": "1"}
+    assert requests.get(f"{BASE}/api/departments", headers=marked, timeout=10).status_code == 401
