@@ -6,8 +6,9 @@ A status read runs two statements. Through Connection.execute each cost about
 the whole request, while psycopg2 itself takes a tenth of that (issue 16's
 profile). The statement is still written with select() against the models; only
 its execution skips the layers that have nothing to do for it. That holds only
-for columns and parameters no SQLAlchemy type has to convert, which the
-constructor checks: a statement that needs conversion is refused, not run wrong.
+for columns and parameters no SQLAlchemy type has to convert, which is checked
+when the statement is first compiled: one that needs conversion is refused
+(TypeError), not run wrong.
 """
 
 from __future__ import annotations
