@@ -34,6 +34,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sequential", type=int, default=10)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[10, 25, 50])
     parser.add_argument("--levels", type=int, nargs="*", default=[1, 4, 16, 64])
+    parser.add_argument("--timeline", type=int, default=5,
+                        help="departments one after another, the worker marking steps")  # fmt: skip
     parser.add_argument("--load-seconds", type=float, default=5.0)
     parser.add_argument("--growth-batch", type=int, default=40)
     parser.add_argument("--rollbacks", type=int, default=3)
@@ -89,6 +91,8 @@ def _overrides() -> list[str]:
 def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
     overhead = phases.sequential(bench, args.sequential)
     targets.overhead_vs_floor(bench, overhead)
+    if args.timeline:
+        targets.where_overhead_goes(bench, args.timeline)
     phases.api_latency(bench, args.levels, args.load_seconds)
     targets.flat_in_history(bench, args.history_jobs, args.history_concurrency, args.load_seconds)
     if args.burst:

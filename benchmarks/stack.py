@@ -156,8 +156,9 @@ class BenchStack:
         service.command[workers] = str(self.settings.api_workers)
         return service
 
-    def _worker(self, fault_injection: bool) -> Service:
+    def _worker(self, fault_injection: bool, extra: dict[str, str] | None = None) -> Service:
         env = {**self.env, "FAULT_INJECTION_ENABLED": "1"} if fault_injection else self.env
+        env = {**env, **(extra or {})}
         command = [
             str(VENV_BIN / "celery"), "-A", "benchmarks.worker", "worker",
             "--loglevel", "INFO", "--concurrency", str(self.settings.worker_concurrency),
@@ -165,11 +166,12 @@ class BenchStack:
         ]  # fmt: skip
         return Service("worker", command, env, self.log_dir)
 
-    def restart_worker(self, fault_injection: bool) -> None:
-        """The test-only fault hook is switched on for the rollback phase alone."""
+    def restart_worker(self, fault_injection: bool, extra: dict[str, str] | None = None) -> None:
+        """The test-only fault hook is switched on for the rollback phase alone, and
+        ``extra`` settings (the step timeline's marks) for the phase that needs them."""
         if self.worker is not None:
             self.worker.stop()
-        self.worker = self._worker(fault_injection).start()
+        self.worker = self._worker(fault_injection, extra).start()
 
     def token(self) -> str:
         result = subprocess.run(

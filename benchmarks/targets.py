@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 
+import redis
+
 from benchmarks import costs, history
+from benchmarks import step_timeline as marks
 from benchmarks.costs import serving_cpu
 from benchmarks.metrics import fmt, load_average, percentile
 from benchmarks.phases import Bench
@@ -106,4 +109,32 @@ def cpu_per_department(bench: Bench, size: int) -> None:
         " PostgreSQL and the Docker engine (and n8n, unless BENCH_N8N_URL names one of the"
         " benchmark's own) are shared with other stacks on this machine, as are other"
         " stacks' containers, so those rows include others' work.",
+    )
+
+
+def where_overhead_goes(bench: Bench, count: int) -> None:
+    """Section 7's overhead taken apart: where each forward step's time outside its
+    provider call goes, from marks in the worker (`benchmarks.step_timeline`)."""
+    settings = bench.settings
+    redis.Redis.from_url(settings.redis_url).delete(marks.MARKS_KEY)
+    bench.stack.restart_worker(False, {marks.ENV_SWITCH: "1"})
+    try:
+        for _ in range(count):
+            bench.provision(1)
+        parts = marks.segments(marks.read_marks(settings.redis_url))
+    finally:
+        bench.stack.restart_worker(False)
+    bench.say(
+        "",
+        f"### 7b. Where the orchestration time goes (issue 16): {count} departments one after"
+        f" another, marks in the worker (load {load_average()})",
+        "",
+        "| segment of a step, outside its provider call | p50 ms per step | ms per job"
+        " (7 steps) | samples |",
+        "|---|---|---|---|",
+        *(
+            f"| {part.name} | {fmt(part.p50_ms, 2)} | {fmt(part.per_job_ms, 1)} | {part.samples} |"
+            for part in sorted(parts, key=lambda part: -part.per_job_ms)
+        ),
+        f"| **all of the above** | | **{fmt(sum(p.per_job_ms for p in parts), 1)}** | |",
     )

@@ -7,15 +7,20 @@ process (and the pool children it forks); no core file changes.
 
 from __future__ import annotations
 
+import os
+
 from app import create_app
 from app.config import current
 from app.domain.services import compensation, execution
+from benchmarks import step_timeline
 from benchmarks.timing import CallSink, timed_lookup
 
 celery_app = create_app().extensions["celery"]
 _sink = CallSink(current().REDIS_URL)
 execution.provider = timed_lookup(execution.provider, _sink)  # type: ignore[assignment]
 compensation.provider = timed_lookup(compensation.provider, _sink)  # type: ignore[assignment]
+if os.environ.get(step_timeline.ENV_SWITCH) == "1":
+    step_timeline.install(current().REDIS_URL)
 
 
 @celery_app.task(name="bench.noop")
