@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+# A container's processes sit in .../docker/<64 hex> (cgroupfs, v1 or v2).
+DOCKER_CGROUP = re.compile(r"/docker/([0-9a-f]{64})\b")
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -176,15 +179,44 @@ def fmt(value: float, digits: int = 1) -> str:
 
 
 def agent_memory(prefix: str) -> tuple[int, float]:
-    """(processes, PSS MiB) of the department agents whose department id starts with prefix."""
+    """(processes, PSS MiB) of the department agents whose department id starts with
+    prefix: local agents by their environment, Docker ones by their container's cgroup
+    (a container's environment names only its settings files)."""
     from app.providers.agent_process import MANAGED_BY, read_environ
 
+    containers = department_containers(prefix)
     pids = [
-        int(entry.name)
-        for entry in Path("/proc").iterdir()
-        if entry.name.isdigit() and _is_agent(read_environ(int(entry.name)), MANAGED_BY, prefix)
+        pid
+        for pid in (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+        if _is_agent(read_environ(pid), MANAGED_BY, prefix) or _container_of(pid) in containers
     ]
     return len(pids), sum(_rss_pss_kb(pid)[1] for pid in pids) / 1024
+
+
+def department_containers(prefix: str) -> set[str]:
+    """Ids of the running agent containers (``dept-<id>``) of departments whose id
+    starts with prefix; none when no engine answers."""
+    from app.docker_host import default_docker_host, engine_answers
+
+    host = default_docker_host()
+    if not engine_answers(host):
+        return set()
+    listed = subprocess.run(
+        ["docker", "-H", host, "ps", "--no-trunc", "--format", "{{.ID}} {{.Names}}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout  # fmt: skip
+    rows = (line.split() for line in listed.splitlines())
+    return {row[0] for row in rows if len(row) == 2 and row[1].startswith(f"dept-{prefix}")}
+
+
+def _container_of(pid: int) -> str | None:
+    """The Docker container id in the process's cgroup path, if it runs in one."""
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return None
+    found = DOCKER_CGROUP.search(cgroups)
+    return found.group(1) if found else None
 
 
 def _is_agent(environ: dict[str, str], marker: str, prefix: str) -> bool:

@@ -124,6 +124,9 @@ def where_overhead_goes(bench: Bench, count: int) -> None:
         parts = marks.segments(marks.read_marks(settings.redis_url))
     finally:
         bench.stack.restart_worker(False)
+        # The memory sampler follows the new worker (section 4's worker columns).
+        assert bench.stack.worker is not None
+        bench.sampler.roots["worker"] = _pid(bench.stack.worker)
     bench.say(
         "",
         f"### 7b. Where the orchestration time goes (issue 16): {count} departments one after"
