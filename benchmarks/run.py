@@ -15,7 +15,7 @@ import traceback
 from functools import partial
 from pathlib import Path
 
-from benchmarks import capacity, phases, targets
+from benchmarks import capacity, phases, standing, targets
 from benchmarks.jobs import Api, StateDb
 from benchmarks.metrics import MemorySampler, docker_storage_driver, load_average, machine_facts
 from benchmarks.settings import ROOT, BenchSettings
@@ -37,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--timeline", type=int, default=5,
                         help="departments one after another, the worker marking steps")  # fmt: skip
     parser.add_argument("--load-seconds", type=float, default=5.0)
+    parser.add_argument("--idle-seconds", type=float, default=60.0,
+                        help="idle window for the standing cost (0: skip)")  # fmt: skip
     parser.add_argument("--growth-batch", type=int, default=40)
     parser.add_argument("--rollbacks", type=int, default=3)
     parser.add_argument("--history-jobs", type=int, default=10_000,
@@ -89,6 +91,12 @@ def _overrides() -> list[str]:
 
 
 def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
+    # Before anything is provisioned: what the stack costs standing still without departments.
+    baseline = (
+        standing.idle_window(targets.our_roots(bench), bench.settings.prefix, args.idle_seconds)
+        if args.idle_seconds
+        else None
+    )
     overhead = phases.sequential(bench, args.sequential)
     targets.overhead_vs_floor(bench, overhead)
     if args.timeline:
@@ -104,6 +112,9 @@ def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
         bench, args.scale, args.growth_batch, args.load_seconds, args.min_free_mb, points
     )
     phases.growth_section(bench, args.scale, args.load_seconds, points, batches, why)
+    if baseline is not None:
+        # Roots again: section 7b restarts the worker.
+        standing.standing_cost(bench, targets.our_roots(bench), args.idle_seconds, baseline)
     phases.rollback(bench, args.rollbacks)
     if args.capacity_burst:
         capacity.admission_burst(bench, args.capacity_burst, targets.our_roots(bench))
