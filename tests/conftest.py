@@ -141,6 +141,11 @@ def test_env(run_dir: Path, n8n_api_key: str, container_runtime: dict[str, str])
         "FINAL_COPY_PURGE_INTERVAL": "1",
         "HEARTBEAT_INTERVAL": "1",
         "RETRY_BASE": "0.2",
+        # With the shorter base, the default 6 validation retries give a new
+        # deployment 13 s to answer (63 s in production); 8 give it 51 s, as a
+        # loaded CI machine booting a dozen agents at once may need. Only a
+        # deployment that stays unhealthy waits longer for its rollback.
+        "VALIDATION_RETRY_MAX": "8",
         "PROVISION_RATE_LIMIT": "10000 per hour",
         "API_RATE_LIMIT": "100000 per minute",
         # The security matrix sends hundreds of bad tokens from one address.
