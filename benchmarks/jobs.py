@@ -210,6 +210,12 @@ class StateDb:
         rows = {j[0]: JobRow(*j, steps=tuple(by_job.get(j[0], []))) for j in jobs}
         return [rows[job_id] for job_id in job_ids]
 
+    def health_checked_since(self, moment: datetime) -> int:
+        """Departments a drift sweep looked at since ``moment`` (beat sends one every
+        DRIFT_CHECK_INTERVAL; it also marks the departments it checked)."""
+        rows = self._query("SELECT count(*) FROM departments WHERE last_health_at >= %s", (moment,))
+        return int(rows[0][0])
+
     def some_job_id(self) -> str:
         """A finished provisioning job, for the status endpoint to show."""
         rows = self._query(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import pytest
 
+from benchmarks import standing as standing_module
 from benchmarks.metrics import DOCKER_CGROUP
-from benchmarks.standing import Standing
+from benchmarks.standing import IdleReading, Standing
 
 
 def standing(idle: float, sweep: float, departments: int = 10) -> Standing:
@@ -49,3 +53,25 @@ def test_a_containers_processes_are_found_by_their_cgroup() -> None:
     host = "0::/user.slice/user-0.slice/session-1.scope\n"
     found = [DOCKER_CGROUP.search(text) for text in (v1, v2, host)]
     assert [m.group(1) if m else None for m in found] == [container, container, None]
+
+
+def test_an_idle_window_a_drift_sweep_fell_into_is_taken_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readings = iter(
+        IdleReading(datetime(2026, 12, 5, 21, minute, tzinfo=UTC), {"api": 2.5}, 1000.0)
+        for minute in range(10)
+    )
+    monkeypatch.setattr(standing_module, "idle_window", lambda *_: next(readings))
+    swept = {0: 151, 1: 0}  # minute the window started -> departments a sweep checked since
+
+    class Db:
+        def health_checked_since(self, moment: datetime) -> int:
+            return swept.get(moment.minute, 151)
+
+    bench = SimpleNamespace(db=Db(), settings=SimpleNamespace(prefix="zb"))
+    assert standing_module.quiet_window(bench, {}, 60).started_at.minute == 1  # type: ignore[arg-type]
+
+    swept.clear()  # a sweep in every window: said, not hidden
+    with pytest.raises(RuntimeError, match="drift sweep ran in each of 3"):
+        standing_module.quiet_window(bench, {}, 60)  # type: ignore[arg-type]
