@@ -45,13 +45,21 @@ def flat_in_history(bench: Bench, past_jobs: int, concurrency: int, seconds: flo
     still = bench.api.status(seeded.in_flight)["status"]
     bench.say(
         "",
-        f"### 6. Flat in history (issue 16): wrk -t2 -c{concurrency}, {seconds:g} s per cell,"
+        f"### 6. Flat in history (issue 16): {_tool(small)} -c{concurrency},"
+        f" {seconds:g} s per cell,"
         f" {small_jobs} jobs vs {large_jobs} jobs ({large_steps} steps) in the database"
         f" (load {load_average()})",
         "",
         *history.table(small, large, (f"{small_jobs} jobs", f"{large_jobs} jobs")),
         f"The in-flight job was still `{still}` at the end (seeded, never dispatched).",
     )
+
+
+def _tool(cells: dict[str, history.Cell]) -> str:
+    """The load generator that ran: wrk (-t2) where installed, else the Python client
+    (`make bench` installs wrk; running the module directly may not have it)."""
+    tools = {cell.load.tool for cell in cells.values()}
+    return "wrk -t2" if tools == {"wrk"} else " / ".join(sorted(tools))
 
 
 def overhead_vs_floor(bench: Bench, overhead_p50: float) -> None:
