@@ -18,3 +18,19 @@ def test_cpu_is_the_difference_per_process_and_new_processes_count_whole() -> No
     assert spent["worker"] == 2.0 + 0.2
     assert spent["agents"] == 0.7
     assert spent["postgresql"] == 0.0
+
+
+def test_section_6_names_the_load_generator_that_ran() -> None:
+    from benchmarks.history import Cell
+    from benchmarks.http_load import LoadResult
+    from benchmarks.targets import _tool
+
+    def cells(*tools: str) -> dict[str, Cell]:
+        return {
+            f"GET /{n}": Cell(LoadResult(t, 16, 5, 100, 0, 1, 2, 3, 20), 2.5)
+            for n, t in enumerate(tools)
+        }
+
+    assert _tool(cells("wrk", "wrk")) == "wrk -t2"
+    assert _tool(cells("python-requests", "python-requests")) == "python-requests"
+    assert _tool(cells("wrk", "python-requests")) == "python-requests / wrk"
