@@ -20,7 +20,7 @@ from pathlib import Path
 
 from celery import Celery, chain
 
-from benchmarks.metrics import _is_agent, percentile, process_tree
+from benchmarks.metrics import _is_agent, container_of, percentile, process_tree
 
 TICK = os.sysconf("SC_CLK_TCK")
 GROUPS = ("api", "worker", "beat", "postgresql", "n8n", "caddy", "agents", "docker engine")
@@ -62,17 +62,9 @@ def _group(pid: int, name: str, trees: Mapping[int, str], prefix: str) -> str | 
         return "n8n"
     if name.startswith(ENGINE):
         return "docker engine"
-    if _is_agent(read_environ(pid), MANAGED_BY, prefix) or _in_container(pid):
+    if _is_agent(read_environ(pid), MANAGED_BY, prefix) or container_of(pid) is not None:
         return "agents"
     return None
-
-
-def _in_container(pid: int) -> bool:
-    """A process of a Docker container (the `docker` runtime's agents)."""
-    try:
-        return "/docker/" in Path(f"/proc/{pid}/cgroup").read_text()
-    except OSError:
-        return False
 
 
 def snapshot(roots: Mapping[str, int], prefix: str) -> Snapshot:

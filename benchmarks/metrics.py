@@ -188,7 +188,7 @@ def agent_memory(prefix: str) -> tuple[int, float]:
     pids = [
         pid
         for pid in (int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-        if _is_agent(read_environ(pid), MANAGED_BY, prefix) or _container_of(pid) in containers
+        if _is_agent(read_environ(pid), MANAGED_BY, prefix) or container_of(pid) in containers
     ]
     return len(pids), sum(_rss_pss_kb(pid)[1] for pid in pids) / 1024
 
@@ -209,7 +209,7 @@ def department_containers(prefix: str) -> set[str]:
     return {row[0] for row in rows if len(row) == 2 and row[1].startswith(f"dept-{prefix}")}
 
 
-def _container_of(pid: int) -> str | None:
+def container_of(pid: int) -> str | None:
     """The Docker container id in the process's cgroup path, if it runs in one."""
     try:
         cgroups = Path(f"/proc/{pid}/cgroup").read_text()

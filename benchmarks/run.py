@@ -92,11 +92,7 @@ def _overrides() -> list[str]:
 
 def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
     # Before anything is provisioned: what the stack costs standing still without departments.
-    baseline = (
-        standing.idle_window(targets.our_roots(bench), bench.settings.prefix, args.idle_seconds)
-        if args.idle_seconds
-        else None
-    )
+    baseline = standing.idle_window(bench, args.idle_seconds) if args.idle_seconds else None
     overhead = phases.sequential(bench, args.sequential)
     targets.overhead_vs_floor(bench, overhead)
     if args.timeline:
@@ -113,8 +109,7 @@ def measure(bench: phases.Bench, args: argparse.Namespace) -> None:
     )
     phases.growth_section(bench, args.scale, args.load_seconds, points, batches, why)
     if baseline is not None:
-        # Roots again: section 7b restarts the worker.
-        standing.standing_cost(bench, targets.our_roots(bench), args.idle_seconds, baseline)
+        standing.standing_cost(bench, args.idle_seconds, baseline)
     phases.rollback(bench, args.rollbacks)
     if args.capacity_burst:
         capacity.admission_burst(bench, args.capacity_burst, targets.our_roots(bench))

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from celery import Celery
 
-from benchmarks import costs
+from benchmarks import costs, targets
 from benchmarks.metrics import agent_memory, fmt, load_average, mem_available_mb
 from benchmarks.phases import Bench
 
@@ -88,36 +88,38 @@ class Memory:
     available_now_mb: float
 
 
-def idle_window(roots: Mapping[str, int], prefix: str, seconds: float) -> IdleReading:
+def idle_window(bench: Bench, seconds: float) -> IdleReading:
     """CPU-s per group while nothing is asked of the stack for ``seconds``."""
     time.sleep(SETTLE_SECONDS)  # the last work's stragglers (acks, GC, webhooks) end first
     started_at = datetime.now(UTC)
-    spent, _, _ = costs.measure_cpu(roots, prefix, lambda: time.sleep(seconds))
+    spent, _, _ = costs.measure_cpu(
+        targets.our_roots(bench), bench.settings.prefix, lambda: time.sleep(seconds)
+    )
     return IdleReading(started_at, spent, mem_available_mb())
 
 
-def quiet_window(bench: Bench, roots: Mapping[str, int], seconds: float) -> IdleReading:
+def quiet_window(bench: Bench, seconds: float) -> IdleReading:
     """An idle window no scheduled drift sweep fell into: beat sends one every
     DRIFT_CHECK_INTERVAL, and with many departments it would be counted twice
     (here and as the sweep measured on its own). The next is minutes away."""
     for _ in range(WINDOW_ATTEMPTS):
-        reading = idle_window(roots, bench.settings.prefix, seconds)
+        reading = idle_window(bench, seconds)
         if not bench.db.health_checked_since(reading.started_at):
             return reading
     raise RuntimeError(f"a drift sweep ran in each of {WINDOW_ATTEMPTS} idle windows")
 
 
-def standing_cost(
-    bench: Bench, roots: Mapping[str, int], idle_seconds: float, baseline: IdleReading
-) -> None:
+def standing_cost(bench: Bench, idle_seconds: float, baseline: IdleReading) -> None:
     settings = bench.settings
     departments = len(bench.db.active_departments())
     if not departments:
         return
-    idle = quiet_window(bench, roots, idle_seconds)
+    idle = quiet_window(bench, idle_seconds)
     findings: list[str] = []
     sweep, _, sweep_wall = costs.measure_cpu(
-        roots, settings.prefix, lambda: findings.extend(drift_sweep(settings.redis_url))
+        targets.our_roots(bench),
+        settings.prefix,
+        lambda: findings.extend(drift_sweep(settings.redis_url)),
     )
     standing = Standing(
         departments, idle_seconds, baseline.cpu, idle.cpu, sweep, default_drift_interval()

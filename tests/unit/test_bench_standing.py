@@ -70,8 +70,8 @@ def test_an_idle_window_a_drift_sweep_fell_into_is_taken_again(
             return swept.get(moment.minute, 151)
 
     bench = SimpleNamespace(db=Db(), settings=SimpleNamespace(prefix="zb"))
-    assert standing_module.quiet_window(bench, {}, 60).started_at.minute == 1  # type: ignore[arg-type]
+    assert standing_module.quiet_window(bench, 60).started_at.minute == 1  # type: ignore[arg-type]
 
     swept.clear()  # a sweep in every window: said, not hidden
     with pytest.raises(RuntimeError, match="drift sweep ran in each of 3"):
-        standing_module.quiet_window(bench, {}, 60)  # type: ignore[arg-type]
+        standing_module.quiet_window(bench, 60)  # type: ignore[arg-type]
