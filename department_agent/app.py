@@ -7,7 +7,7 @@ Configuration comes only from the environment:
 ``AGENT_DATABASE_SCHEMA`` (optional; defaults to ``<id with - as _>_tenant``),
 ``AGENT_OAUTH_TOKEN_URL``, ``AGENT_OAUTH_CLIENT_ID``, ``AGENT_OAUTH_CLIENT_SECRET``.
 
-Serve with ``gunicorn 'department_agent.app:create_app()'``. It is a plain WSGI
+Served by ``python -m department_agent.serve`` (waitress). It is a plain WSGI
 function rather than a Flask app: two GET routes need no framework, and importing
 Flask was a quarter of the CPU each department's agent spends booting (issue 16).
 """

@@ -84,7 +84,7 @@ def has_exited(pidfd: int, timeout: float) -> bool:
 
 
 def _send(pid: int, pidfd: int, signum: int) -> None:
-    """Signal the whole group when ``pid`` leads it (gunicorn master), else just pid.
+    """Signal the whole group when ``pid`` leads it (as a launched agent does), else just pid.
 
     Signals through the pidfd cannot reach a recycled pid. killpg has no pidfd
     form, so it is only used while the pidfd shows the leader still alive: its

@@ -17,11 +17,11 @@ from typing import Any
 from app.providers.base import ProviderError
 
 # Smaller memory requests are raised to this, and the outputs say so. Measured
-# here: with a limit in place the gthread worker, having served /health (Flask,
-# psycopg2 and requests loaded, both threads started), peaks at ~87 MiB of
-# address space; the master stays ~30 MiB. At 64-72 MiB the worker fails to
-# boot and gunicorn loops restarting it. Thread stacks and shared libraries
-# count towards RLIMIT_AS, so this is address space, not resident memory.
+# here: with a limit in place (and MALLOC_ARENA_MAX=2, as the runtime sets it)
+# the agent, having served /health (waitress, psycopg2 loaded, both threads
+# started), peaks at ~76 MiB of address space. Thread stacks and shared
+# libraries count towards RLIMIT_AS, so this is address space, not resident
+# memory; the floor leaves room for a burst of connections.
 MEMORY_FLOOR_BYTES = 128 * 1024**2
 # Without cgroups a fractional CPU cannot be capped; a lower priority is the
 # closest honest approximation, so 0.5 CPU -> nice 5, 0.1 CPU -> nice 9.
@@ -51,7 +51,7 @@ class MemoryPlan:
             "memoryLimitBytes": self.limit_bytes,
             "memoryRequestedBytes": self.requested_bytes,
             "memoryFloorBytes": MEMORY_FLOOR_BYTES,
-            # RLIMIT_AS is per process: gunicorn's master and worker each get it.
+            # RLIMIT_AS is per process; the agent is one process.
             "memoryEnforcement": "RLIMIT_AS per process" if self.limit_bytes else "none",
         }
 

@@ -181,7 +181,7 @@ def _build_venv(venv: Path) -> None:
         result = subprocess.run(step, capture_output=True, text=True)
         if result.returncode != 0:
             raise ProviderError(f"building the agent venv failed: {result.stderr[-500:]}")
-    # Only console scripts (unused: agents run `python -m gunicorn`) embed the path.
+    # Only console scripts (unused: agents run `python -m department_agent.serve`) embed the path.
     partial.rename(venv)
 
 

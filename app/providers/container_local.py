@@ -1,6 +1,6 @@
 """Department container, runtime ``local``: the reference agent as a detached process.
 
-Each department gets one gunicorn serving ``department_agent`` on a loopback
+Each department gets one ``department_agent.serve`` process serving the agent on a loopback
 port, in its own session so it outlives the Celery worker that started it,
 running as the department's own OS user when the orchestrator is root
 (``agent_users``). Credentials reach the agent only through its environment
@@ -52,7 +52,7 @@ LAUNCHER_TIMEOUT_SECONDS = 30.0
 
 
 class LocalContainerProvider:
-    """Runs ``department_agent`` under gunicorn as a detached local process."""
+    """Runs ``department_agent`` as a detached local process."""
 
     name = "container"
 
@@ -168,8 +168,8 @@ class LocalContainerProvider:
         try:
             self._wait_until_serving(department_id, pid, port, log_offset, inputs)
         except ProviderError:
-            # A half-started agent (e.g. gunicorn looping on a worker that cannot
-            # boot) must not linger, nor a pidfile that names it.
+            # A half-started agent (e.g. one that never answers) must not
+            # linger, nor a pidfile that names it.
             self._stop_all(department_id)
             self._files.pidfile(department_id).unlink(missing_ok=True)
             raise
@@ -180,7 +180,7 @@ class LocalContainerProvider:
     ) -> tuple[int, int, int]:
         """Start the agent; returns (pid, port, offset of this run in the log).
 
-        The listening socket is bound here and handed to gunicorn, so the port
+        The listening socket is bound here and handed to the agent, so the port
         reported is the port served, with no window for another process to take it.
         """
         home = agent_users.install_code(identity)
@@ -195,12 +195,7 @@ class LocalContainerProvider:
         account: dict[str, Any] = own if identity.isolated else {}
         try:
             launcher = subprocess.Popen(
-                _command(
-                    self._python or agent_users.agent_python(),
-                    department_id,
-                    listener.fileno(),
-                    inputs,
-                ),
+                _command(self._python or agent_users.agent_python(), listener.fileno(), inputs),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log_fd,
@@ -268,7 +263,7 @@ def _process_environment(inputs: AgentInputs, home: Path) -> dict[str, str]:
     }
 
 
-def _command(python: str, department_id: str, listen_fd: int, inputs: AgentInputs) -> list[str]:
+def _command(python: str, listen_fd: int, inputs: AgentInputs) -> list[str]:
     cpus = inputs.cpu.cpus
     return [
         python,
@@ -278,15 +273,7 @@ def _command(python: str, department_id: str, listen_fd: int, inputs: AgentInput
         f"--nice={inputs.cpu.nice}",
         f"--cpus={','.join(map(str, cpus)) if cpus else ''}",
         "--",
-        f"--bind=fd://{listen_fd}",
-        "--workers=1",
-        "--worker-class=gthread",
-        "--threads=2",
-        "--graceful-timeout=5",
-        "--timeout=30",
-        "--worker-tmp-dir=/dev/shm",
-        f"--name=department-agent-{department_id}",
-        "department_agent.app:create_app()",
+        f"--fd={listen_fd}",
     ]
 
 

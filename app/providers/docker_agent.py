@@ -50,7 +50,7 @@ def container_spec(
     cores = inputs.cpu.cores
     return {
         "name": container_name(department_id),
-        "command": [f"--bind={host}:{port}", "department_agent.app:create_app()"],
+        "command": [f"--bind={host}:{port}"],
         "labels": {
             **labels_for(department_id),
             LABEL_VERSION: version,

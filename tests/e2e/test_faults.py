@@ -66,7 +66,8 @@ def active_oauth_clients(department_id: str) -> int:
 
 
 def agent_instances(pids: list[int]) -> int:
-    """Each agent is a gunicorn master and its worker: count the masters only."""
+    """Agents whose parent is not an agent: a server that forks workers would
+    otherwise count twice (the agent is one process today, department_agent/serve.py)."""
     live = set(pids)
     return sum(1 for pid in pids if _parent_pid(pid) not in live)
 

@@ -93,6 +93,8 @@ def test_create_runs_one_hardened_labelled_container(
     # The cgroup limit is real, seen from inside.
     limit = container.exec_run(["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"])
     assert int(limit.output) == 512 * MiB
+    # One process serves (department_agent/serve.py): no supervisor beside it.
+    assert len(container.top()["Processes"]) == 1, container.top()
     # No secret anywhere docker inspect shows.
     dumped = json.dumps(attrs)
     for secret in d.secret_values():
@@ -140,6 +142,9 @@ def test_check_sees_a_stopped_or_removed_container_and_create_repairs(
     d.provider.create(d.context)
     [container] = labelled(engine, d.department_id)
     container.stop(timeout=2)
+    container.reload()
+    # Stopped by its SIGTERM handler, not killed when the timeout ran out (137).
+    assert container.attrs["State"]["ExitCode"] == 0
     stopped = d.provider.check(d.context)
     assert not stopped.healthy and "exited" in stopped.detail
     d.provider.create(d.context)

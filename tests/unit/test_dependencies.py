@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # package -> the first release without a known vulnerability that affects us
 MINIMUM = {
     "Authlib": (1, 6, 9),  # CVE-2025-61920 (fixed in 1.6.5) and CVE-2026-27962 (1.6.9)
+    # The agents' server, reachable through the gateway: CVE-2024-49768 (request
+    # pipelining race) and CVE-2024-49769 (sockets left open), both fixed in 3.0.1.
+    "waitress": (3, 0, 1),
 }
 
 
@@ -18,9 +21,9 @@ def _release(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".")[:3])
 
 
-def _pins() -> dict[str, str]:
+def _pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if "==" in line and not line.startswith("#"):
             name, pinned = line.split("==", 1)
             # The lock's lines end in " \\" before their hashes.
@@ -32,3 +35,11 @@ def _pins() -> dict[str, str]:
 def test_pinned_and_installed_releases_include_the_fixes(package: str) -> None:
     assert _release(_pins()[package.lower()]) >= MINIMUM[package]
     assert _release(version(package)) >= MINIMUM[package]
+
+
+def test_the_agent_image_pins_what_the_local_agents_run() -> None:
+    """Local agents run from the orchestrator's venv, container agents from the
+    image: the same releases, so both runtimes serve the same agent."""
+    agent = _pins(ROOT / "docker" / "agent" / "requirements.txt")
+    assert agent, "docker/agent/requirements.txt pins nothing"
+    assert agent.items() <= _pins().items()

@@ -1,0 +1,92 @@
+"""Serve the agent: one process, a small pool of threads (waitress).
+
+Run as ``python -m department_agent.serve --bind HOST:PORT`` (the container) or
+``--fd N`` (a socket the local runtime bound and handed over, so the port it
+reports is the port served).
+
+One process rather than gunicorn's arbiter and worker: the arbiter only
+supervised a single worker, yet was 12.4 of an agent's 26.3 MiB and a second
+interpreter waking every second (issue 16, benchmarks/RESULTS.md). Supervision
+is the runtime's: Docker's restart policy, the drift sweep for local agents.
+The limits below are what gunicorn gave the agent, and tighter where the agent
+needs less: it answers two GET routes, to anyone the gateway lets through.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+from typing import Any
+
+from department_agent.app import AgentConfigError, create_app
+
+# What waitress is told. Requests: a request line and headers of at most 8 KiB
+# (gunicorn's limits were 4 KiB per line and 8 KiB per header), no body worth
+# reading (a GET route has none). Connections: at most 32 at once, idle ones
+# closed after 30 s, so a slow client holds no thread and few sockets.
+SERVER_SETTINGS: dict[str, Any] = {
+    "threads": 2,
+    "connection_limit": 32,
+    "channel_timeout": 30,
+    "max_request_header_size": 8192,
+    "max_request_body_size": 65536,
+    "ident": "department-agent",
+    "expose_tracebacks": False,
+    "asyncore_use_poll": True,
+    # The loop's idle wake-up: only to close idle connections; 1 s by default.
+    "asyncore_loop_timeout": 5,
+    "cleanup_interval": 10,
+}
+EXIT_CONFIG = 3  # as gunicorn's "application failed to load": the runtime reports the log
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="department_agent.serve")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bind", help="HOST:PORT to listen on")
+    where.add_argument("--fd", type=int, help="an inherited, bound, listening socket")
+    return parser.parse_args(argv)
+
+
+def listen_settings(args: argparse.Namespace) -> dict[str, Any]:
+    if args.fd is not None:
+        # The family and type are read from the descriptor itself.
+        return {"sockets": [socket.socket(fileno=args.fd)]}
+    host, _, port = str(args.bind).rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"department_agent.serve: --bind wants HOST:PORT, not {args.bind!r}")
+    return {"listen": f"{host}:{port}"}
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the loop like Ctrl-C: waitress then closes its sockets and
+    waits for the requests in hand. It also matters as PID 1 in a container,
+    where a signal without a handler is ignored."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        app = create_app()
+    except AgentConfigError as exc:
+        print(f"department_agent: {exc}", file=sys.stderr, flush=True)
+        return EXIT_CONFIG
+    from waitress.server import create_server  # after the settings check: a bad one exits fast
+
+    server = create_server(app, **SERVER_SETTINGS, **listen_settings(args))
+    stop_on_sigterm()
+    where = args.bind or f"inherited socket {args.fd}"
+    print(f"department_agent: serving on {where}", file=sys.stderr, flush=True)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
