@@ -63,10 +63,12 @@ def test_a_body_beyond_the_limit_is_refused(served: str) -> None:
     assert response.status_code == 413
 
 
-def test_exactly_one_way_to_listen_is_required(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in ([], ["--bind=127.0.0.1:1", "--fd=3"]):
-        with pytest.raises(SystemExit):
-            serve.parse_args(argv)
+@pytest.mark.parametrize(
+    "argv", [[], ["--bind=127.0.0.1:1", "--fd=3"], ["--bind", "127.0.0.1:1"], ["--fd=three"]]
+)
+def test_exactly_one_way_to_listen_is_required(argv: list[str]) -> None:
+    with pytest.raises(SystemExit, match=r"usage: python -m department_agent\.serve"):
+        serve.parse_args(argv)
 
 
 @pytest.mark.parametrize("bind", ["8000", ":8000", "host:port"])
