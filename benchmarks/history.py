@@ -167,3 +167,30 @@ def table(small: dict[str, Cell], large: dict[str, Cell], sizes: tuple[str, str]
         )
     lines.append(f"\nLoad at the end: {load_average()}.")
     return lines
+
+
+FLOOR_ENDPOINT = "GET /api/<no such route> (404)"
+
+
+def floor_lines(floor: Cell, status_p99_ms: float, target_ms: float = 20.0) -> list[str]:
+    """The server's own floor beside the status target: a request the same server
+    and middleware answer with no token check and no database (a 404), under the
+    same load. Its 404s are the expected answer, so they are not counted as errors."""
+    load = floor.load
+    ratio = status_p99_ms / load.p99_ms if load.p99_ms else float("nan")
+    return [
+        "",
+        "| the server alone | p50 / p99 ms | req/s | CPU ms/req |",
+        "|---|---|---|---|",
+        f"| {FLOOR_ENDPOINT} | {fmt(load.p50_ms)} / {fmt(load.p99_ms)} | {fmt(load.rps, 0)}"
+        f" | {fmt(floor.cpu_ms, 2)} |",
+        "",
+        f"Status p99 (the slower status cell, larger history) is {fmt(ratio, 2)}x the floor's p99. "
+        + (
+            f"The floor's p99 alone is over the {target_ms:g} ms target: at this concurrency,"
+            " on these shared cores and under this server, no status read could meet it."
+            if load.p99_ms > target_ms
+            else f"The floor's p99 is within the {target_ms:g} ms target: what is above it"
+            " is the status read's own cost."
+        ),
+    ]

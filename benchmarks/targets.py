@@ -42,6 +42,8 @@ def flat_in_history(bench: Bench, past_jobs: int, concurrency: int, seconds: flo
     seeded.seed_past_jobs(past_jobs)
     large_jobs, large_steps = seeded.counts()
     large = history.measure(urls, *args)
+    floor = history.measure({history.FLOOR_ENDPOINT: f"{base}/api/no-such-route"}, *args)
+    status_p99 = max(cell.load.p99_ms for name, cell in large.items() if "status" in name)
     still = bench.api.status(seeded.in_flight)["status"]
     bench.say(
         "",
@@ -52,6 +54,7 @@ def flat_in_history(bench: Bench, past_jobs: int, concurrency: int, seconds: flo
         "",
         *history.table(small, large, (f"{small_jobs} jobs", f"{large_jobs} jobs")),
         f"The in-flight job was still `{still}` at the end (seeded, never dispatched).",
+        *history.floor_lines(floor[history.FLOOR_ENDPOINT], status_p99),
     )
 
 

@@ -34,3 +34,20 @@ def test_section_6_names_the_load_generator_that_ran() -> None:
     assert _tool(cells("wrk", "wrk")) == "wrk -t2"
     assert _tool(cells("python-requests", "python-requests")) == "python-requests"
     assert _tool(cells("wrk", "python-requests")) == "python-requests / wrk"
+
+
+def test_section_6_sets_the_status_p99_against_the_servers_own_floor() -> None:
+    from benchmarks.history import Cell, floor_lines
+    from benchmarks.http_load import LoadResult
+
+    def floor(p99_ms: float) -> Cell:
+        return Cell(LoadResult("wrk", 16, 5, 9000, 9000, 7.5, 20.0, p99_ms, 1900), 0.9)
+
+    slow_floor = "\n".join(floor_lines(floor(50.0), status_p99_ms=60.0))
+    assert "| 7.5 / 50.0 | 1900 | 0.90 |" in slow_floor
+    assert "1.20x the floor's p99" in slow_floor
+    assert "no status read could meet it" in slow_floor
+
+    quick_floor = "\n".join(floor_lines(floor(12.0), status_p99_ms=60.0))
+    assert "5.00x the floor's p99" in quick_floor
+    assert "the status read's own cost" in quick_floor
