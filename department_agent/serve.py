@@ -1,13 +1,14 @@
 """Serve the agent: one process, a small pool of threads (waitress).
 
-Run as ``python -m department_agent.serve --bind HOST:PORT`` (the container) or
-``--fd N`` (a socket the local runtime bound and handed over, so the port it
+Run as ``python -m department_agent.serve --bind=HOST:PORT`` (the container) or
+``--fd=N`` (a socket the local runtime bound and handed over, so the port it
 reports is the port served).
 
 One process rather than gunicorn's arbiter and worker: the arbiter only
 supervised a single worker, yet was 12.4 of an agent's 26.3 MiB and a second
 interpreter waking every second (issue 16, benchmarks/RESULTS.md). Supervision
-is the runtime's: Docker's restart policy, the drift sweep for local agents.
+is the runtime's: Docker restarts a container whose agent exited; a local agent
+that died is found by the drift sweep (DEGRADED, repaired with AUTO_REPAIR).
 The limits below are what gunicorn gave the agent, and tighter where the agent
 needs less: it answers two GET routes, to anyone the gateway lets through.
 """
@@ -40,8 +41,6 @@ SERVER_SETTINGS: dict[str, Any] = {
     "cleanup_interval": 10,
 }
 EXIT_CONFIG = 3  # as gunicorn's "application failed to load": the runtime reports the log
-
-
 USAGE = "usage: python -m department_agent.serve (--bind=HOST:PORT | --fd=N)"
 
 
