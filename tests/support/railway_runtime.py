@@ -112,8 +112,7 @@ class LocalRuntime:
         launched = subprocess.run(
             [
                 sys.executable, "-m", "department_agent.launch", "--memory-bytes", str(memory),
-                "--", "department_agent.app:create_app()", "--bind", f"127.0.0.1:{port}",
-                "--workers", "1", "--threads", "4",
+                "--", f"--bind=127.0.0.1:{port}",
             ],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, check=True, timeout=30,
         )  # fmt: skip
