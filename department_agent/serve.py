@@ -1,8 +1,10 @@
 """Serve the agent: one process, a small pool of threads (waitress).
 
-Run as ``python -m department_agent.serve --bind=HOST:PORT`` (the container) or
+Run as ``python -m department_agent.serve --bind=HOST:PORT`` (the Docker runtime),
 ``--fd=N`` (a socket the local runtime bound and handed over, so the port it
-reports is the port served).
+reports is the port served), or with no option: then on the port the platform
+names in ``PORT``, as Railway runs an image (its own command, ``PORT`` injected,
+traffic routed to any interface), else on 127.0.0.1:8000.
 
 One process rather than gunicorn's arbiter and worker: the arbiter only
 supervised a single worker, yet was 12.4 of an agent's 26.3 MiB and a second
@@ -15,9 +17,11 @@ needs less: it answers two GET routes, to anyone the gateway lets through.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +45,8 @@ SERVER_SETTINGS: dict[str, Any] = {
     "cleanup_interval": 10,
 }
 EXIT_CONFIG = 3  # as gunicorn's "application failed to load": the runtime reports the log
-USAGE = "usage: python -m department_agent.serve (--bind=HOST:PORT | --fd=N)"
+USAGE = "usage: python -m department_agent.serve [--bind=HOST:PORT | --fd=N]"
+DEFAULT_BIND = "127.0.0.1:8000"
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,12 @@ class Listen:
     fd: int | None = None
 
 
-def parse_args(argv: list[str]) -> Listen:
-    """Exactly one of ``--bind=HOST:PORT`` and ``--fd=N``. Parsed by hand: argparse
-    (and the gettext it loads) was 7 of the ~70 ms of CPU an agent spends starting."""
+def parse_args(argv: list[str], environ: Mapping[str, str] = os.environ) -> Listen:
+    """``--bind=HOST:PORT``, ``--fd=N`` or nothing (``default_bind``). Parsed by hand:
+    argparse (and the gettext it loads) was 7 of the ~70 ms of CPU an agent spends
+    starting."""
+    if not argv:
+        return Listen(bind=default_bind(environ))
     if len(argv) != 1 or not argv[0].startswith(("--bind=", "--fd=")):
         raise SystemExit(f"{USAGE}\ngot: {' '.join(argv) or 'nothing'}")
     option, _, value = argv[0].partition("=")
@@ -61,6 +69,13 @@ def parse_args(argv: list[str]) -> Listen:
             raise SystemExit(f"{USAGE}\n--fd wants a descriptor number, not {value!r}")
         return Listen(fd=int(value))
     return Listen(bind=value)
+
+
+def default_bind(environ: Mapping[str, str]) -> str:
+    """``PORT`` on every interface (``HOST`` narrows it), as a platform that injects
+    PORT routes to it; without PORT, loopback only."""
+    port = environ.get("PORT")
+    return f"{environ.get('HOST') or '0.0.0.0'}:{port}" if port else DEFAULT_BIND  # noqa: S104
 
 
 def listen_settings(args: Listen) -> dict[str, Any]:

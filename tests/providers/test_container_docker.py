@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import requests
 import docker
 from app.providers.base import ProviderError, TransientProviderError
 from app.providers.container_docker import DockerContainerProvider
+from app.providers.docker_agent import free_port
 from tests.providers.conftest import Department, _config, bare_context
 from tests.support.docker_engine import Engine, ensure_engine, stop_engine_if_ours
 
@@ -220,3 +222,40 @@ def test_the_engine_is_asked_its_api_version_once_per_process(
     for _ in range(3):
         d.provider.check(d.context)
     assert len(asked) == 1, asked
+
+
+def test_the_image_run_as_a_platform_runs_it_listens_on_its_port(engine: Engine) -> None:
+    """Railway runs the image's own command and injects PORT: with no option the
+    agent listens there (HOST narrows it to loopback for this test machine)."""
+    port = free_port("127.0.0.1")
+    settings = {
+        "AGENT_DEPARTMENT_ID": "image-default",
+        "AGENT_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "AGENT_OAUTH_TOKEN_URL": "http://127.0.0.1:1/token",
+        "AGENT_OAUTH_CLIENT_ID": "client",
+        "AGENT_OAUTH_CLIENT_SECRET": "secret",
+    }
+    container = client(engine).containers.run(
+        engine.image,
+        detach=True,
+        network_mode="host",
+        environment={**settings, "PORT": str(port), "HOST": "127.0.0.1"},
+        read_only=True,
+    )
+    try:
+        answer = _first_answer(f"http://127.0.0.1:{port}/")
+        assert answer.json()["departmentId"] == "image-default"
+        assert container.attrs["Config"]["Cmd"] is None, "the image keeps no default options"
+    finally:
+        container.remove(force=True)
+
+
+def _first_answer(url: str, patience: float = 20.0) -> requests.Response:
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return requests.get(url, timeout=2)
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -102,6 +102,9 @@ class LocalRuntime:
             **deployment.variables,
             **self._ids,
             "PORT": str(port),
+            # Railway routes to any interface of the service's own network; here that
+            # would be this machine's, so the stand-in keeps the agent on loopback.
+            "HOST": "127.0.0.1",
             "RAILWAY_SERVICE_ID": service.id,
             "RAILWAY_SERVICE_NAME": service.name,
             "RAILWAY_DEPLOYMENT_ID": deployment.id,
@@ -111,8 +114,8 @@ class LocalRuntime:
         log = (self._log_dir / f"{service.name}.log").open("ab")
         launched = subprocess.run(
             [
+                # No listen option: the agent takes PORT, as it would run on Railway.
                 sys.executable, "-m", "department_agent.launch", "--memory-bytes", str(memory),
-                "--", f"--bind=127.0.0.1:{port}",
             ],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, check=True, timeout=30,
         )  # fmt: skip

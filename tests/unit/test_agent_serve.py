@@ -64,7 +64,7 @@ def test_a_body_beyond_the_limit_is_refused(served: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [[], ["--bind=127.0.0.1:1", "--fd=3"], ["--bind", "127.0.0.1:1"], ["--fd=three"]]
+    "argv", [["--bind=127.0.0.1:1", "--fd=3"], ["--bind", "127.0.0.1:1"], ["--fd=three"]]
 )
 def test_exactly_one_way_to_listen_is_required(argv: list[str]) -> None:
     with pytest.raises(SystemExit, match=r"usage: python -m department_agent\.serve"):
@@ -119,3 +119,20 @@ def test_sigterm_stops_it_cleanly() -> None:
     finally:
         agent.kill()
     assert "serving on inherited socket" in (agent.stderr.read() if agent.stderr else "")
+
+
+@pytest.mark.parametrize(
+    ("environ", "bind"),
+    [
+        ({}, "127.0.0.1:8000"),  # nothing said: loopback only
+        ({"PORT": "9123"}, "0.0.0.0:9123"),  # a platform's PORT (Railway), any interface
+        ({"PORT": "9123", "HOST": "127.0.0.1"}, "127.0.0.1:9123"),
+    ],
+)
+def test_without_an_option_it_listens_where_the_platform_says(
+    environ: dict[str, str], bind: str
+) -> None:
+    args = serve.parse_args([], environ)
+
+    assert args == serve.Listen(bind=bind)
+    assert serve.listen_settings(args) == {"listen": bind}
