@@ -17,6 +17,7 @@ needs less: it answers two GET routes, to anyone the gateway lets through.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -45,6 +46,9 @@ SERVER_SETTINGS: dict[str, Any] = {
     "cleanup_interval": 10,
 }
 EXIT_CONFIG = 3  # as gunicorn's "application failed to load": the runtime reports the log
+# The port was taken between the runtime choosing it and the agent binding it:
+# the runtime starts the agent again on another (a config error would not heal).
+EXIT_PORT_TAKEN = 4
 USAGE = "usage: python -m department_agent.serve [--bind=HOST:PORT | --fd=N]"
 DEFAULT_BIND = "127.0.0.1:8000"
 
@@ -108,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     from waitress.server import create_server  # after the settings check: a bad one exits fast
 
-    server = create_server(app, **SERVER_SETTINGS, **listen_settings(args))
+    try:
+        server = create_server(app, **SERVER_SETTINGS, **listen_settings(args))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"department_agent: port taken ({args.bind}): {exc}", file=sys.stderr, flush=True)
+        return EXIT_PORT_TAKEN
     stop_on_sigterm()
     where = args.bind or f"inherited socket {args.fd}"
     print(f"department_agent: serving on {where}", file=sys.stderr, flush=True)

@@ -53,11 +53,13 @@ from app.providers.docker_agent import (
     SETTINGS_DIR,
     container_spec,
     credentials_archive,
+    exited_during_start,
     free_port,
     labels_for,
     log_tail,
     oom_kills,
     settings_archive,
+    start_failure,
     state_data,
     volume_name,
     why_stopped,
@@ -245,12 +247,8 @@ class DockerContainerProvider:
             if time.monotonic() >= next_look:  # an agent that crashed shows in the engine
                 container.reload()
                 next_look = time.monotonic() + ENGINE_LOOK_INTERVAL
-            if container.status in ("exited", "dead"):
-                why = why_stopped(container.attrs.get("State", {}))
-                tail = log_tail(container, inputs)
-                raise ProviderError(
-                    f"agent container {container.name} exited during start{why}:\n{tail}"
-                )
+            if exited_during_start(container):
+                raise start_failure(container, log_tail(container, inputs))
             if answers(f"http://{self._bind_host}:{port}", department_id):
                 return
             time.sleep(delay)

@@ -17,6 +17,7 @@ from typing import Any
 from app.providers.agent_inputs import AgentInputs
 from app.providers.agent_network import DOCKER_AGENT_UID
 from app.providers.agent_process import MANAGED_BY
+from app.providers.base import ProviderError, TransientProviderError
 
 AGENT_UID = DOCKER_AGENT_UID  # the image's user (docker/agent/Dockerfile)
 SETTINGS_DIR = "/run/agent"
@@ -114,9 +115,14 @@ def _archive(name: str, payload: bytes) -> bytes:
     return buffer.getvalue()
 
 
+# department_agent/serve.py's exit code for a port it could not bind.
+EXIT_PORT_TAKEN = 4
+
+
 def free_port(host: str) -> int:
     # Host networking: the agent binds the port itself. A port another process
-    # takes in between makes the start fail and the step retry on a new one.
+    # takes in between makes the agent exit with EXIT_PORT_TAKEN, and the step
+    # retry on a new one (start_failure).
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
@@ -130,6 +136,27 @@ def state_data(state: dict[str, Any]) -> dict[str, Any]:
         "exitCode": state.get("ExitCode"),
         "health": health,
     }
+
+
+def exited_during_start(container: Any) -> bool:
+    """Stopped, or already restarted by its policy (then its status may read
+    "restarting" or even "running" again, on a loop that never serves)."""
+    return container.status in ("exited", "dead") or bool(container.attrs.get("RestartCount"))
+
+
+def start_failure(container: Any, tail: str) -> ProviderError:
+    """A port taken under the agent is worth another try on another port; any other
+    exit (bad settings, a broken image) would only repeat. A container caught
+    running again after a restart has no exit code to tell: it gets the retry."""
+    state = container.attrs.get("State", {})
+    if state.get("ExitCode") in (EXIT_PORT_TAKEN, 0):
+        return TransientProviderError(
+            f"agent container {container.name} stopped during start (the port may have"
+            f" been taken before it bound it); retrying on another port:\n{tail}"
+        )
+    return ProviderError(
+        f"agent container {container.name} exited during start{why_stopped(state)}:\n{tail}"
+    )
 
 
 def why_stopped(state: dict[str, Any]) -> str:

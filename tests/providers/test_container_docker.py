@@ -259,3 +259,27 @@ def _first_answer(url: str, patience: float = 20.0) -> requests.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_a_port_taken_under_the_agent_is_retried_not_waited_out(
+    docker_department: Department, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The port is chosen before the agent binds it: if another process takes it
+    in between, the agent exits and its restart policy starts it again and again.
+    Before, the step waited on that loop until its timeout, then rolled back."""
+    import socket
+
+    from app.providers import container_docker
+
+    d = docker_department
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(container_docker, "free_port", lambda host: port)
+        started = time.monotonic()
+        with pytest.raises(TransientProviderError, match="retrying on another port"):
+            d.provider.create(d.context)
+        assert time.monotonic() - started < 15
+    assert labelled(engine, d.department_id) == []
+    monkeypatch.undo()
+    d.provider.create(d.context)  # the step's retry: another port
+    assert d.provider.check(d.context).healthy

@@ -136,3 +136,15 @@ def test_without_an_option_it_listens_where_the_platform_says(
 
     assert args == serve.Listen(bind=bind)
     assert serve.listen_settings(args) == {"listen": bind}
+
+
+def test_a_port_already_taken_exits_with_its_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So the runtime can tell it from bad settings and retry on another port."""
+    from app.providers.docker_agent import EXIT_PORT_TAKEN
+
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert serve.main([f"--bind=127.0.0.1:{port}"]) == serve.EXIT_PORT_TAKEN
+    assert serve.EXIT_PORT_TAKEN == EXIT_PORT_TAKEN != serve.EXIT_CONFIG
