@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,11 +13,13 @@ import pytest
 import requests
 
 import docker
+from app.providers import container_docker
 from app.providers.base import ProviderError, TransientProviderError
 from app.providers.container_docker import DockerContainerProvider
 from app.providers.docker_agent import free_port
 from tests.providers.conftest import Department, _config, bare_context
 from tests.support.docker_engine import Engine, ensure_engine, stop_engine_if_ours
+from tests.support.stack import wait_http
 
 pytestmark = pytest.mark.slow
 MiB = 1024**2
@@ -243,22 +246,12 @@ def test_the_image_run_as_a_platform_runs_it_listens_on_its_port(engine: Engine)
         read_only=True,
     )
     try:
-        answer = _first_answer(f"http://127.0.0.1:{port}/")
+        wait_http(f"http://127.0.0.1:{port}/", timeout=20)
+        answer = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert answer.json()["departmentId"] == "image-default"
         assert container.attrs["Config"]["Cmd"] is None, "the image keeps no default options"
     finally:
         container.remove(force=True)
-
-
-def _first_answer(url: str, patience: float = 20.0) -> requests.Response:
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            return requests.get(url, timeout=2)
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def test_a_port_taken_under_the_agent_is_retried_not_waited_out(
@@ -267,10 +260,6 @@ def test_a_port_taken_under_the_agent_is_retried_not_waited_out(
     """The port is chosen before the agent binds it: if another process takes it
     in between, the agent exits and its restart policy starts it again and again.
     Before, the step waited on that loop until its timeout, then rolled back."""
-    import socket
-
-    from app.providers import container_docker
-
     d = docker_department
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
