@@ -20,6 +20,8 @@ How the routes are laid out (see config/caddy/base.json, run by scripts/caddy.sh
   Caddy reports the id unknown.
 * The route strips ``/departments/<departmentId>`` before proxying, so the
   department's service sees ``/hello`` for ``/departments/<id>/hello``.
+* The route reads a request's body (up to the agent's limit) before it opens a
+  connection to the department: see ``body_guard``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ UPSTREAM = re.compile(
     r":(\d{1,5})"
 )
 UNKNOWN_ID_MARKER = "unknown object ID"
+# The agent refuses larger bodies anyway (department_agent/serve.py's
+# max_request_body_size; a unit test keeps the two equal).
+REQUEST_BODY_LIMIT = 65536
 # Duplicates only arise from racing creates; more than this means something
 # keeps re-adding the route and looping further would not help.
 MAX_COPIES = 10
@@ -84,6 +89,21 @@ def proxy_handler(upstream: str) -> dict[str, Any]:
     return handler
 
 
+def body_guard() -> dict[str, Any]:
+    """Caddy streams a request's body to the upstream as it arrives, so a client
+    sending its body a byte at a time would hold one of the agent's connections
+    (32 in all) for as long as it liked: a few dozen such requests, from anyone,
+    and the department stops answering. So the proxy reads the body first, up to
+    one byte past the agent's limit: a body the agent accepts reaches it whole, and
+    a longer one reaches it with enough in hand for its 413 at once. Slow clients
+    stay in Caddy, whose server read timeouts (config/caddy/*.json) cut them off.
+
+    ``buffer_requests``/``max_buffer_size`` are the names Caddy 2.6.2 (Debian's
+    package) knows; 2.6.4 deprecated them for ``request_buffers``, so a newer
+    Caddy means revisiting this."""
+    return {"buffer_requests": True, "max_buffer_size": REQUEST_BODY_LIMIT + 1}
+
+
 def build_route(department_id: str, upstream: str) -> dict[str, Any]:
     prefix = f"/departments/{department_id}"
     return {
@@ -91,11 +111,19 @@ def build_route(department_id: str, upstream: str) -> dict[str, Any]:
         "match": [{"path": [prefix, f"{prefix}/*"]}],
         "handle": [
             {"handler": "rewrite", "strip_path_prefix": prefix},
-            proxy_handler(upstream),
+            {**proxy_handler(upstream), **body_guard()},
         ],
         # Nothing after a department route may answer the same request.
         "terminal": True,
     }
+
+
+def has_body_guard(route: dict[str, Any]) -> bool:
+    """Whether the route buffers bodies as ``build_route`` makes it (routes made
+    before the guard existed do not, and ``check`` says so, so drift repairs them)."""
+    proxies = [h for h in route.get("handle", []) if h.get("handler") == "reverse_proxy"]
+    guard = body_guard().items()
+    return bool(proxies) and all(guard <= proxy.items() for proxy in proxies)
 
 
 def route_upstreams(route: dict[str, Any]) -> list[str]:
@@ -250,4 +278,6 @@ class CaddyGatewayProvider:
         upstreams = route_upstreams(copies[0])
         if expected_upstream is not None and upstreams != [expected_upstream]:
             return False, f"route {route_id} proxies to {upstreams}, expected {expected_upstream}"
+        if not has_body_guard(copies[0]):
+            return False, f"route {route_id} streams request bodies unbuffered; re-run create"
         return True, f"route {route_id} proxies to {', '.join(upstreams)}"

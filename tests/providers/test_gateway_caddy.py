@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from app.providers.base import ProviderError, TransientProviderError
-from app.providers.gateway_caddy import CaddyGatewayProvider
+from app.providers.gateway_caddy import CaddyGatewayProvider, build_route
 from tests.support.caddy import CaddyInstance, Upstream, department
 
 GATEWAY_PORT = 18080 + 10 * int(os.environ.get("TEST_SLOT", "0"))
@@ -294,6 +294,29 @@ def test_check_follows_the_route(
     assert "expected 127.0.0.1:9" in stale.detail
     assert not deleted.healthy
     assert "missing" in deleted.detail
+
+
+def test_a_route_made_without_the_body_guard_is_unhealthy_until_created_again(
+    caddy: CaddyInstance, gateway: CaddyGatewayProvider, upstream: Callable[[str], Upstream]
+) -> None:
+    """A route an older orchestrator made streams bodies to the agent; the check
+    finds it (so the drift sweep repairs it) and create replaces it in place."""
+    sales = upstream("sales")
+    context = department("sales", sales.address)
+    old = build_route("sales", sales.address)
+    for option in ("buffer_requests", "max_buffer_size"):
+        old["handle"][-1].pop(option)
+    caddy.admin("PUT", "/config/apps/http/servers/gateway/routes/0", json=old).raise_for_status()
+
+    before = gateway.check(context)
+    gateway.create(context)
+    after = gateway.check(context)
+
+    assert not before.healthy
+    assert "unbuffered" in before.detail
+    assert after.healthy, after.detail
+    assert caddy.count_id("dept-sales") == 1
+    assert get(caddy, "/departments/sales/x").json()["path"] == "/x"
 
 
 # -- the admin API failing -----------------------------------------------------
