@@ -21,6 +21,7 @@ from pathlib import Path
 from celery import Celery, chain
 
 from benchmarks.metrics import _is_agent, container_of, percentile, process_tree
+from benchmarks.stack import admin_sql
 
 TICK = os.sysconf("SC_CLK_TCK")
 GROUPS = ("api", "worker", "beat", "postgresql", "n8n", "caddy", "agents", "docker engine")
@@ -111,13 +112,43 @@ def celery_floor(
 ) -> list[float]:
     """Seconds from sending a chain of 7 no-op tasks to its last task running, `runs` times
     one after another, through the benchmark's worker (same pool, acks_late, prefetch 1)."""
+    return _chain_floor(broker_url, wait_mark, runs, "bench.noop", lambda: ())
+
+
+def durable_floor(
+    broker_url: str, state_db: str, wait_mark: Callable[[str, float], bool], runs: int
+) -> list[float]:
+    """The same chain, each task doing the least a step that records itself durably
+    must (worker.durable_step): what the saga's bookkeeping could cost at best. One
+    row per chain, as a job has one row its steps all write."""
+    rows = [str(uuid.uuid4()) for _ in range(runs)]
+    values = ", ".join(f"('{row}')" for row in rows)  # our own uuids
+    insert = f"INSERT INTO bench_durable_floor (id) VALUES {values}"  # noqa: S608
+    admin_sql(DURABLE_TABLE, insert, dbname=state_db)
+    pending = iter(rows)
+    return _chain_floor(broker_url, wait_mark, runs, "bench.durable_step", lambda: (next(pending),))
+
+
+DURABLE_TABLE = """CREATE TABLE IF NOT EXISTS bench_durable_floor (
+    id uuid PRIMARY KEY, state text NOT NULL DEFAULT 'PENDING',
+    attempts integer NOT NULL DEFAULT 0, updated_at timestamptz)"""
+
+
+def _chain_floor(
+    broker_url: str,
+    wait_mark: Callable[[str, float], bool],
+    runs: int,
+    task: str,
+    arguments: Callable[[], tuple[str, ...]],
+) -> list[float]:
     client = Celery("bench-floor", broker=broker_url)
     client.conf.update(task_serializer="json", accept_content=["json"])
     seconds = []
     for _ in range(runs):
         key = f"po:bench:floor:{uuid.uuid4()}"
-        tasks = [client.signature("bench.noop", immutable=True) for _ in range(6)]
-        tasks.append(client.signature("bench.noop", args=(key,), immutable=True))
+        args = arguments()
+        tasks = [client.signature(task, args=args, immutable=True) for _ in range(6)]
+        tasks.append(client.signature(task, args=(*args, key), immutable=True))
         start = time.monotonic()
         chain(*tasks).apply_async()
         if wait_mark(key, 30):

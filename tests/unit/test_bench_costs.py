@@ -51,3 +51,24 @@ def test_section_6_sets_the_status_p99_against_the_servers_own_floor() -> None:
     quick_floor = "\n".join(floor_lines(floor(12.0), status_p99_ms=60.0))
     assert "5.00x the floor's p99" in quick_floor
     assert "the status read's own cost" in quick_floor
+
+
+def test_section_7_splits_the_overhead_into_durability_and_bookkeeping() -> None:
+    from benchmarks.targets import overhead_lines
+
+    lines = overhead_lines([0.018] * 5, [0.030] * 5, 0.115, concurrency=8)
+    text = "\n".join(lines)
+
+    assert "Ratio overhead / floor: **6.39** (target ≤ 2)." in text
+    assert "Durable floor / floor: 1.67" in text
+    assert "overhead / durable floor: 3.83" in text
+    assert "| 30.0 | 30.0 | 5/20 |" in text
+
+
+def test_section_7_says_n_a_when_no_chain_finished() -> None:
+    from benchmarks.targets import overhead_lines
+
+    text = "\n".join(overhead_lines([], [], 0.115, concurrency=8))
+
+    assert "Ratio overhead / floor: **n/a**" in text
+    assert "0/20" in text
