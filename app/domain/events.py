@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,10 +38,16 @@ class JobEvent:
     callback_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        payload = asdict(self)
-        del payload["callback_url"]
-        payload["at"] = self.at.isoformat().replace("+00:00", "Z")
-        return payload
+        # By hand, not dataclasses.asdict: that deep-copies ``data`` (flat
+        # scalars): 4% of a step's bookkeeping CPU in a profile (issue 16).
+        return {
+            "type": self.type,
+            "job_id": self.job_id,
+            "department_id": self.department_id,
+            "kind": self.kind,
+            "at": self.at.isoformat().replace("+00:00", "Z"),
+            "data": dict(self.data),
+        }
 
 
 Subscriber = Callable[[JobEvent], None]

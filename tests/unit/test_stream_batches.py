@@ -86,3 +86,19 @@ def test_batch_subscribers_hear_the_whole_commit_once_and_a_failure_stops_no_one
     events._publish_committed(session)
     assert heard == [batch, batch[0], batch[1]]
     assert events.PENDING_KEY not in session.info
+
+
+def test_an_event_is_streamed_with_its_public_fields_only() -> None:
+    event = events.JobEvent(
+        "step", "j1", "dept-j1", "provision", AT, {"step": "create_oauth", "attempts": 2},
+        callback_url="http://hooks.example/x",
+    )  # fmt: skip
+
+    payload = event.as_dict()
+    payload["data"]["attempts"] = 3
+
+    assert payload == {
+        "type": "step", "job_id": "j1", "department_id": "dept-j1", "kind": "provision",
+        "at": "2026-12-03T00:00:00Z", "data": {"step": "create_oauth", "attempts": 3},
+    }  # fmt: skip
+    assert event.data["attempts"] == 2  # the payload is the stream's own copy
