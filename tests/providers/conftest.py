@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from tests.support.agent_env import (
     database_name,
     kill_leftovers,
 )
+from tests.support.caddy import CaddyInstance
 
 
 @dataclass
@@ -105,3 +108,19 @@ def department(tmp_path: Path, postgres_database: str) -> Iterator[Department]:
 def bare_context(department_id: str) -> DepartmentContext:
     """What cleanup has when every record is gone: the id and nothing else."""
     return DepartmentContext(department_id, config={}, resources={}, secrets=MemorySecrets())
+
+
+# The gateway tests' own Caddy, one per session (admin API on its socket).
+GATEWAY_PORT = 18080 + 10 * int(os.environ.get("TEST_SLOT", "0"))
+
+
+@pytest.fixture(scope="session")
+def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyInstance]:
+    if shutil.which("caddy") is None:
+        pytest.skip("caddy is not installed (apt-get install -y caddy)")
+    instance = CaddyInstance(GATEWAY_PORT, tmp_path_factory.mktemp("caddy-run"))
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()

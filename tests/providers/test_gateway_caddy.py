@@ -1,6 +1,6 @@
 """CaddyGatewayProvider against a real Caddy (scripts/caddy.sh) and real upstreams.
 
-Caddy runs on dedicated test ports (admin 12019, gateway 18080) for the whole
+Caddy (the session's, from tests/providers/conftest.py) runs for the whole
 session; each test starts from the base config again.
 """
 
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,21 +19,7 @@ from app.providers.base import ProviderError, TransientProviderError
 from app.providers.gateway_caddy import CaddyGatewayProvider, build_route
 from tests.support.caddy import CaddyInstance, Upstream, department
 
-GATEWAY_PORT = 18080 + 10 * int(os.environ.get("TEST_SLOT", "0"))
-
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyInstance]:
-    if shutil.which("caddy") is None:
-        pytest.skip("caddy is not installed (apt-get install -y caddy)")
-    instance = CaddyInstance(GATEWAY_PORT, tmp_path_factory.mktemp("caddy-run"))
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ base config), the real agent server with its own settings, raw sockets.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -27,7 +25,6 @@ from department_agent import serve
 from department_agent.app import create_app
 from tests.support.caddy import CaddyInstance, department
 
-GATEWAY_PORT = 18085 + 10 * int(os.environ.get("TEST_SLOT", "0"))
 ENVIRONMENT = {
     "AGENT_DEPARTMENT_ID": "sales",
     "AGENT_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
@@ -39,18 +36,6 @@ ENVIRONMENT = {
 SLOW_CLIENTS = 48
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CaddyInstance]:
-    if shutil.which("caddy") is None:
-        pytest.skip("caddy is not installed (apt-get install -y caddy)")
-    instance = CaddyInstance(GATEWAY_PORT, tmp_path_factory.mktemp("caddy-slow"))
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture
